@@ -1,0 +1,130 @@
+"""The one place that reads and writes ROOT files (uproot), validates them and names problems.
+
+Trees follow NanoAOD conventions: a flat `Events` tree, per-object collections `Tau_pt`,
+`Jet_eta`, ... with counters `nTau`, `nJet`, and event-level branches such as `MET_pt`.
+"""
+
+import os
+import uuid
+
+import awkward as ak
+import numpy as np
+
+from data.errors import UserError
+
+TREE = "Events"
+
+
+def _deterministic_uuid():
+    # ROOT files carry a UUID; a fixed one keeps files from the same seed byte-comparable.
+    return uuid.UUID(int=0)
+
+
+def write_events(path, columns, *, tree=TREE):
+    """Write an `Events` tree.
+
+    Args:
+        path: output `.root` file (its folder is created).
+        columns: dict of collection name -> dict of field -> jagged awkward array (written as
+            `nName`, `Name_field`), or branch name -> flat numpy array (written as is).
+        tree: tree name.
+    Raises:
+        UserError: if the path cannot be written.
+    """
+    import uproot
+
+    branches = {}
+    for name, value in columns.items():
+        if isinstance(value, dict):
+            branches[name] = ak.zip(dict(value), depth_limit=2)
+        else:
+            branches[name] = np.asarray(value)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with uproot.recreate(path, uuid_function=_deterministic_uuid) as f:
+            f.mktree(tree, branches)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def open_tree(path, *, tree=TREE):
+    """Open a tree with clear errors for missing, non-ROOT, tree-less or empty files."""
+    import uproot
+
+    if not os.path.exists(path):
+        raise UserError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise UserError(f"{path} is a folder, not a ROOT file")
+    try:
+        f = uproot.open(path)
+    except Exception as err:  # uproot raises assorted errors for non-ROOT bytes
+        raise UserError(f"{path} is not a readable ROOT file ({type(err).__name__})") from None
+    if tree not in f:
+        found = ", ".join(sorted({k.split(";")[0] for k in f.keys()})) or "nothing"
+        raise UserError(f"{path} has no tree '{tree}' (it holds: {found})")
+    t = f[tree]
+    if t.num_entries == 0:
+        raise UserError(f"tree '{tree}' in {path} is empty")
+    return t
+
+
+def read_branches(paths, branches, *, tree=TREE, mapping=None, drop_nonfinite=False):
+    """Read branches from one or more ROOT files into awkward arrays, checking every value.
+
+    Args:
+        paths: a path or list of paths.
+        branches: canonical branch names to read (e.g. `Tau_pt`).
+        tree: tree name.
+        mapping: optional dict canonical name -> name in the user's file (e.g.
+            `{"MET_pt": "PuppiMET_pt"}`), so NanoAOD-style files with other names can be read.
+        drop_nonfinite: drop events with NaN or inf in any branch instead of failing.
+    Returns:
+        dict canonical name -> awkward array (flat or jagged), files concatenated.
+    Raises:
+        UserError: missing file or branch (named with the file), empty tree, non-finite values.
+    """
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not paths:
+        raise UserError("no input files given")
+    mapping = mapping or {}
+    parts = []
+    for path in paths:
+        t = open_tree(path, tree=tree)
+        names = {b: mapping.get(b, b) for b in branches}
+        missing = [f"{n}" for n in names.values() if n not in t.keys()]
+        if missing:
+            raise UserError(f"{path} lacks branch {', '.join(missing[:5])} in tree '{tree}'")
+        arrays = t.arrays(list(set(names.values())), library="ak")
+        parts.append({b: arrays[n] for b, n in names.items()})
+    out = {b: ak.concatenate([p[b] for p in parts]) if len(parts) > 1 else parts[0][b]
+           for b in branches}
+    return _check_finite(out, paths, drop_nonfinite)
+
+
+def _check_finite(arrays, paths, drop_nonfinite):
+    n = len(next(iter(arrays.values())))
+    bad_event = np.zeros(n, dtype=bool)
+    bad_counts = {}
+    for name, arr in arrays.items():
+        flat = ak.flatten(arr, axis=None) if arr.ndim > 1 else arr
+        if not np.issubdtype(np.asarray(flat).dtype, np.floating):
+            continue
+        bad = ~np.isfinite(arr)
+        per_event = ak.to_numpy(ak.any(bad, axis=-1)) if arr.ndim > 1 else ak.to_numpy(bad)
+        if per_event.any():
+            bad_counts[name] = int(per_event.sum())
+            bad_event |= per_event
+    if not bad_counts:
+        return arrays
+    where = ", ".join(f"{k} ({v})" for k, v in sorted(bad_counts.items())[:4])
+    if not drop_nonfinite:
+        raise UserError(
+            f"{int(bad_event.sum())} of {n} events in {', '.join(map(str, paths))} have NaN or "
+            f"inf in {where}; pass --drop-nonfinite to skip them"
+        )
+    keep = ~bad_event
+    if not keep.any():
+        raise UserError("every event has NaN or inf values; nothing left to read")
+    print(f"warning: dropped {int(bad_event.sum())} of {n} events with NaN or inf in {where}")
+    return {k: v[keep] for k, v in arrays.items()}

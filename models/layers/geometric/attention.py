@@ -1,0 +1,89 @@
+"""Multivector multi-head self-attention with the Lorentz-invariant inner product."""
+
+import math
+
+import keras
+from keras import ops
+
+from models.layers.geometric import algebra
+from models.layers.geometric import ops as gops
+from models.layers.geometric.linear import EquiLinear
+
+_IP_FACTORS = algebra.INNER_PRODUCT_FACTORS.astype("float32")
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+class GeometricSelfAttention(keras.layers.Layer):
+    """Self-attention over tokens carrying multivector and scalar channels.
+
+    Per head: logits = (sum_c <q_c, k_c> + q_s . k_s) / sqrt(16 hidden_mv + hidden_s), where
+    <.,.> is the invariant inner product; queries, keys and values are normalised with the
+    equivariant layer norm (without gains); padded keys are removed from the softmax. The
+    output projection is an EquiLinear back to the input channel counts, initialised small.
+
+    Args:
+        num_heads: number of heads.
+        attn_ratio: hidden width per head = max(attn_ratio * C // num_heads, 1) multivector
+            and max(attn_ratio * S // num_heads, 4) scalar channels.
+
+    Call args:
+        multivectors: (B, N, C, 16).
+        scalars: (B, N, S).
+        token_mask: (B, N) bool or 0/1, True = real token; None = all real.
+
+    Returns:
+        (multivectors (B, N, C, 16), scalars (B, N, S)).
+    """
+
+    def __init__(self, num_heads, attn_ratio=1, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.attn_ratio = attn_ratio
+
+    def build(self, multivectors_shape, scalars_shape):
+        c, s = multivectors_shape[-2], scalars_shape[-1]
+        h = self.num_heads
+        self._hidden_mv = max(self.attn_ratio * c // h, 1)
+        self._hidden_s = max(self.attn_ratio * s // h, 4)
+        self.qkv = EquiLinear(3 * h * self._hidden_mv, 3 * h * self._hidden_s, use_bias=False,
+                              name="qkv")
+        self.out = EquiLinear(c, s, init="small", name="out")
+        lead = tuple(multivectors_shape[:-2])
+        self.qkv.build(multivectors_shape, scalars_shape)
+        self.out.build(lead + (h * self._hidden_mv, 16), lead + (h * self._hidden_s,))
+
+    def call(self, multivectors, scalars, token_mask=None):
+        h, hm, hs = self.num_heads, self._hidden_mv, self._hidden_s
+        b, n = ops.shape(multivectors)[0], ops.shape(multivectors)[1]
+        qkv_mv, qkv_s = self.qkv(multivectors, scalars)
+        qkv_mv = ops.reshape(qkv_mv, (b, n, 3, h, hm, 16))
+        qkv_mv = gops.equi_layer_norm(qkv_mv)  # normalise q, k, v per head over channels
+        qkv_s = ops.reshape(qkv_s, (b, n, 3, h, hs))
+        factors = ops.convert_to_tensor(_IP_FACTORS, dtype=qkv_mv.dtype)
+
+        def flat(i, sign=None):
+            mv = qkv_mv[:, :, i] if sign is None else qkv_mv[:, :, i] * sign
+            return ops.concatenate([ops.reshape(mv, (b, n, h, hm * 16)), qkv_s[:, :, i]], -1)
+
+        q, k, v = flat(0, factors), flat(1), flat(2)  # (B, N, H, 16 hm + hs)
+        logits = ops.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(16 * hm + hs)
+        if token_mask is not None:
+            keep = ops.cast(token_mask, "bool")[:, None, None, :]
+            logits = ops.where(keep, logits, ops.convert_to_tensor(-1e9, logits.dtype))
+        weights = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+        weights = ops.cast(weights, v.dtype)
+        if token_mask is not None:  # exact zeros for padded keys
+            weights = weights * ops.cast(keep, v.dtype)
+        att = ops.einsum("bhqk,bkhd->bqhd", weights, v)
+        att_mv = ops.reshape(att[..., : hm * 16], (b, n, h * hm, 16))
+        att_s = ops.reshape(att[..., hm * 16 :], (b, n, h * hs))
+        return self.out(att_mv, att_s)
+
+    def compute_output_spec(self, multivectors, scalars, token_mask=None):
+        mv = keras.KerasTensor(multivectors.shape, dtype=self.compute_dtype)
+        return mv, keras.KerasTensor(scalars.shape, dtype=self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, attn_ratio=self.attn_ratio)
+        return config
