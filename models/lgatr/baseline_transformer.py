@@ -123,6 +123,7 @@ def build_plain_transformer(config: LGATrConfig) -> keras.Model:
     x = keras.layers.Reshape((2, 4), name="reshape")(x)
     tops = keras.layers.Rescaling(config.momentum_scale, name="tops")(x)
     return keras.Model(
-        {"fourvectors": fourvectors, "scalars": scalars, "mask": mask}, {"tops": tops},
+        {"fourvectors": fourvectors, "scalars": scalars, "mask": mask},
+        {"tops": tops},
         name="plain_transformer",
     )

@@ -52,7 +52,7 @@ def build_model(config: LGATrConfig) -> keras.Model:
         hidden_mv_channels=config.hidden_mv_channels,
         hidden_s_channels=config.hidden_s_channels,
         out_mv_channels=2 if global_readout else 1,
-        out_s_channels=1,
+        out_s_channels=0,
         num_heads=config.num_heads,
         attn_ratio=config.attn_ratio,
         mlp_ratio=config.mlp_ratio,
@@ -66,6 +66,7 @@ def build_model(config: LGATrConfig) -> keras.Model:
         tokens, channels = [offset + ANTILEPTON_TOKEN, offset + LEPTON_TOKEN], [0, 0]
     tops = FourVectorReadout(tokens, channels, config.momentum_scale, name="tops")(out_mv)
     return keras.Model(
-        {"fourvectors": fourvectors, "scalars": scalars, "mask": mask}, {"tops": tops},
+        {"fourvectors": fourvectors, "scalars": scalars, "mask": mask},
+        {"tops": tops},
         name="lgatr",
     )

@@ -74,9 +74,7 @@ GEOMETRIC_PRODUCT = _geometric_product_table()
 REVERSE_SIGNS = np.array([(-1.0) ** (k * (k - 1) // 2) for k in GRADES])
 """Sign of each component under reversion, shape (16,)."""
 
-INNER_PRODUCT_FACTORS = np.array(
-    [REVERSE_SIGNS[a] * GEOMETRIC_PRODUCT[0, a, a] for a in range(16)]
-)
+INNER_PRODUCT_FACTORS = np.array([REVERSE_SIGNS[a] * GEOMETRIC_PRODUCT[0, a, a] for a in range(16)])
 """f_A = <reverse(e_A) e_A>_0, so <x, y> = sum_A f_A x_A y_A, shape (16,)."""
 
 

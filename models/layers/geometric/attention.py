@@ -45,8 +45,9 @@ class GeometricSelfAttention(keras.layers.Layer):
         h = self.num_heads
         self._hidden_mv = max(self.attn_ratio * c // h, 1)
         self._hidden_s = max(self.attn_ratio * s // h, 4)
-        self.qkv = EquiLinear(3 * h * self._hidden_mv, 3 * h * self._hidden_s, use_bias=False,
-                              name="qkv")
+        self.qkv = EquiLinear(
+            3 * h * self._hidden_mv, 3 * h * self._hidden_s, use_bias=False, name="qkv"
+        )
         self.out = EquiLinear(c, s, init="small", name="out")
         lead = tuple(multivectors_shape[:-2])
         self.qkv.build(multivectors_shape, scalars_shape)

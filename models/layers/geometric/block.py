@@ -1,6 +1,7 @@
 """L-GATr transformer block and network."""
 
 import keras
+from keras import ops
 
 from models.layers.geometric.attention import GeometricSelfAttention
 from models.layers.geometric.bilinear import GeoMLP
@@ -71,7 +72,7 @@ class LGATrNetwork(keras.layers.Layer):
         hidden_mv_channels: multivector channels inside the blocks.
         hidden_s_channels: scalar channels inside the blocks.
         out_mv_channels: output multivector channels.
-        out_s_channels: output scalar channels (>= 1).
+        out_s_channels: output scalar channels (0: an empty (B, N, 0) scalar output).
         num_heads: attention heads.
         attn_ratio: attention width factor.
         mlp_ratio: GeoMLP width factor.
@@ -124,7 +125,10 @@ class LGATrNetwork(keras.layers.Layer):
         mv, s = self.linear_in(multivectors, scalars)
         for block in self.blocks:
             mv, s = block(mv, s, token_mask=token_mask)
-        return self.linear_out(mv, s)
+        mv, s = self.linear_out(mv, s)
+        if s is None:  # out_s_channels == 0: an empty tensor keeps functional graphs valid
+            s = ops.zeros(tuple(ops.shape(mv)[:-2]) + (0,), dtype=mv.dtype)
+        return mv, s
 
     def compute_output_spec(self, multivectors, scalars, token_mask=None):
         lead = tuple(multivectors.shape[:-2])

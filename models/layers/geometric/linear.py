@@ -115,7 +115,9 @@ class EquiLinear(keras.layers.Layer):
             invariant = ops.matmul(scalars, ops.cast(self.s2mv_kernel, dtype))
             invariant = ops.reshape(invariant, tuple(lead) + (self.mv_channels, 2))
         if self.mv_bias is not None:
-            bias = ops.stack([ops.cast(self.mv_bias, dtype), ops.zeros((self.mv_channels,), dtype)], -1)
+            bias = ops.stack(
+                [ops.cast(self.mv_bias, dtype), ops.zeros((self.mv_channels,), dtype)], -1
+            )
             invariant = bias if invariant is None else invariant + bias
         if invariant is not None:
             out_mv = out_mv + ops.matmul(invariant, slots)
@@ -148,4 +150,3 @@ class EquiLinear(keras.layers.Layer):
             use_bias=self.use_bias,
         )
         return config
-

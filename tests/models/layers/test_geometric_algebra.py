@@ -82,9 +82,14 @@ def test_outermorphism_is_homomorphism_of_the_product():
     rng = np.random.default_rng(2)
     lam = random_lorentz(rng)
     x, y = rng.normal(size=(2, 4, 16))
-    lhs = np.einsum("ijk,...j,...k->...i", algebra.GEOMETRIC_PRODUCT, *(
-        act_on_multivectors(lam, v) for v in (x, y)))
-    rhs = act_on_multivectors(lam, np.einsum("ijk,...j,...k->...i", algebra.GEOMETRIC_PRODUCT, x, y))
+    lhs = np.einsum(
+        "ijk,...j,...k->...i",
+        algebra.GEOMETRIC_PRODUCT,
+        *(act_on_multivectors(lam, v) for v in (x, y)),
+    )
+    rhs = act_on_multivectors(
+        lam, np.einsum("ijk,...j,...k->...i", algebra.GEOMETRIC_PRODUCT, x, y)
+    )
     np.testing.assert_allclose(lhs, rhs, rtol=1e-9, atol=1e-8)
     p = rng.normal(size=(3, 4))
     np.testing.assert_allclose(
@@ -108,4 +113,6 @@ def test_inner_product_invariant():
     x, y = rng.normal(size=(2, 6, 16))
     ip = np.sum(x * y * algebra.INNER_PRODUCT_FACTORS, -1)
     xt, yt = act_on_multivectors(lam, x), act_on_multivectors(lam, y)
-    np.testing.assert_allclose(np.sum(xt * yt * algebra.INNER_PRODUCT_FACTORS, -1), ip, atol=1e-8 * 1e4)
+    np.testing.assert_allclose(
+        np.sum(xt * yt * algebra.INNER_PRODUCT_FACTORS, -1), ip, atol=1e-8 * 1e4
+    )

@@ -100,6 +100,9 @@ def test_all_layers_keras_round_trip(tmp_path):
     mask = np.ones((B, N), "float32")
     mask[0, -1] = 0.0
     assert_keras_round_trip(
-        model, {"multivectors": mv_x, "scalars": s_x, "mask": mask}, tmp_path, atol=1e-5,
+        model,
+        {"multivectors": mv_x, "scalars": s_x, "mask": mask},
+        tmp_path,
+        atol=1e-5,
         fresh_process=True,
     )

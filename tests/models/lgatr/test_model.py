@@ -55,9 +55,9 @@ def _tops(model, events):
 @pytest.mark.parametrize(
     "overrides",
     [
-        dict(spurions="none"),
-        dict(spurions="none", readout="leptons"),
-        dict(spurions="none", spurion_mode="channel"),
+        {"spurions": "none"},
+        {"spurions": "none", "readout": "leptons"},
+        {"spurions": "none", "spurion_mode": "channel"},
     ],
 )
 def test_model_lorentz_equivariant_without_spurions(overrides):
@@ -86,7 +86,9 @@ def test_model_with_spurions_keeps_only_beam_rotations(mode):
 
     def err(lam):
         p = act_on_fourvectors(lam, events["fourvectors"]).astype("float32")
-        return relative_error(_tops(model, dict(events, fourvectors=p)), act_on_fourvectors(lam, out))
+        return relative_error(
+            _tops(model, dict(events, fourvectors=p)), act_on_fourvectors(lam, out)
+        )
 
     assert err(random_rotation(rng, axis="z")) < 1e-4
     assert err(random_boost(rng, max_gamma=3.0)) > 1e-2
