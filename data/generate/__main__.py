@@ -47,19 +47,12 @@ def _check(args):
     return out
 
 
-def _worker(job):
-    process, n, seed, worker, queue = job
-    from data.generate.ditau import generate
-
-    return generate(process, n, seed, worker=worker, progress=queue.put if queue else None)
-
-
 def run(process, n_events, seed, out, workers=1, progress=True):
     """Generate and write a di-tau sample; returns the number of events written."""
     from tqdm import tqdm
 
     from data import io
-    from data.generate.ditau import generate
+    from data.generate.ditau import generate, generate_job
     from data.generate.ditau_output import concatenate, to_root_columns
 
     bar = tqdm(total=n_events, unit="ev", desc=f"ditau {process}", disable=not progress,
@@ -71,7 +64,7 @@ def run(process, n_events, seed, out, workers=1, progress=True):
         with mp.Manager() as manager, mp.get_context("spawn").Pool(workers) as pool:
             queue = manager.Queue()
             jobs = [(process, s, seed, w, queue) for w, s in enumerate(shares) if s > 0]
-            result = pool.map_async(_worker, jobs)
+            result = pool.map_async(generate_job, jobs)
             done = 0
             while done < n_events:
                 step = queue.get()

@@ -113,6 +113,12 @@ def generate(process, n_events, seed, *, worker=0, batch_size=250, progress=None
     return out
 
 
+def generate_job(job):
+    """`generate` for a worker process: job = (process, n_events, seed, worker, queue)."""
+    process, n, seed, worker, queue = job
+    return generate(process, n, seed, worker=worker, progress=queue.put if queue else None)
+
+
 def _subseed(seed, worker, point):
     # distinct Pythia seeds per (seed, worker, point); Pythia accepts 0..900000000
     return (int(seed) * 1_000_003 + worker * 10_007 + point * 7 + 1) % 900_000_000

@@ -79,15 +79,15 @@ def assemble(rec, charge, rng, legs, events, channel, jets, met, process):
     cols["GenTau"], _ = _collection(
         ev2, n, None, pt=tpt, eta=teta, phi=tphi, mass=tm,
         charge=legs["charge"][events].ravel(), kind=gen["kind"][events].ravel(),
-        decayMode=gen["decay_mode"][events].ravel(), visPt=vpt, visEta=veta, visPhi=vphi,
-        visMass=vm)
+        decayMode=gen["decay_mode"][events].ravel(), hasK0=gen["has_k0"][events].ravel(),
+        visPt=vpt, visEta=veta, visPhi=vphi, visMass=vm)
     cols["GenBoson_mass"] = gen["boson_mass"][events]
     cols["GenDiTau_mass"] = kinematics(gen["tau_p4"][events].sum(1))[3]
     return cols
 
 
-_GEN_FIELDS = ("pt", "eta", "phi", "mass", "charge", "kind", "decayMode", "visPt", "visEta",
-               "visPhi", "visMass")
+_GEN_FIELDS = ("pt", "eta", "phi", "mass", "charge", "kind", "decayMode", "hasK0", "visPt",
+               "visEta", "visPhi", "visMass")
 
 
 def truncate(cols, n):

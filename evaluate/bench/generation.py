@@ -1,0 +1,92 @@
+"""Generation speed of the di-tau samples: Pythia8 alone vs detector, reconstruction and I/O.
+
+    python -m evaluate.bench.generation --events 300 --processes h125 dy ttbar
+
+For each process, `data.generate.ditau.generate` runs in this one process (one core) with a
+`Timing`, and the columns are written with `data.io.write_events` (timed as well). Pythia time
+is `Pythia.init`/`reinit` plus `nextBatch`; "outside" is everything else: flattening the record,
+truth navigation, detector response, jet clustering, MET, selection, column assembly, and the
+ROOT write. The goal (issue): outside / Pythia <= 25%. Wall-clock times on a shared machine
+vary by tens of percent between runs; rerun before quoting.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+from data.generate.ditau import PROCESSES, Timing, generate
+
+GOAL = 0.25
+
+
+def bench_process(process, n_events, seed, out_dir):
+    """Time generation and writing of `n_events` selected events; returns a dict of numbers."""
+    from data import io
+    from data.generate.ditau_output import to_root_columns
+
+    timing = Timing()
+    start = time.perf_counter()
+    cols = generate(process, n_events, seed, timing=timing)
+    t_gen = time.perf_counter() - start
+    path = os.path.join(out_dir, f"{process}.root")
+    t0 = time.perf_counter()
+    io.write_events(path, to_root_columns(cols))
+    t_io = time.perf_counter() - t0
+    outside = timing.other + t_io
+    total = timing.pythia + outside
+    return dict(
+        process=process,
+        generated=timing.generated,
+        selected=timing.selected,
+        pythia_s=timing.pythia,
+        detector_reco_s=timing.other,
+        io_s=t_io,
+        unaccounted_s=t_gen - timing.pythia - timing.other,
+        generated_per_s=timing.generated / timing.pythia,
+        selected_per_s=timing.selected / total,
+        efficiency=timing.selected / max(timing.generated, 1),
+        outside_share=outside / timing.pythia,
+        goal_met=outside / timing.pythia <= GOAL,
+        file_mb=os.path.getsize(path) / 1e6,
+    )
+
+
+def print_table(rows):
+    head = (f"{'process':>8} {'generated':>9} {'selected':>8} {'eff':>5} {'gen/s/core':>10} "
+            f"{'sel/s/core':>10} {'pythia s':>8} {'det+reco s':>10} {'I/O s':>6} "
+            f"{'outside/pythia':>14} {'<=25%':>5}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['process']:>8} {r['generated']:>9d} {r['selected']:>8d} {r['efficiency']:>5.2f} "
+              f"{r['generated_per_s']:>10.1f} {r['selected_per_s']:>10.1f} {r['pythia_s']:>8.2f} "
+              f"{r['detector_reco_s']:>10.2f} {r['io_s']:>6.2f} {100 * r['outside_share']:>13.1f}% "
+              f"{'yes' if r['goal_met'] else 'NO':>5}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m evaluate.bench.generation",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=300, help="selected events per process")
+    p.add_argument("--processes", nargs="+", default=list(PROCESSES), choices=list(PROCESSES),
+                   help="processes to time (default: all)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    args = p.parse_args(argv)
+    if args.events < 1:
+        p.error("--events must be >= 1")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for process in args.processes:
+            rows.append(bench_process(process, args.events, args.seed, tmp))
+            print(f"done {process}", flush=True)
+    print_table(rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

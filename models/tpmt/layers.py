@@ -1,0 +1,141 @@
+"""Custom layers of TPMT: token type embedding, masked encoder block, collinear di-tau mass."""
+
+import keras
+from keras import ops
+
+from models import physics
+
+TAU_MASS = 1.77686  # GeV, PDG
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+def gelu_tanh(x):
+    """GELU with the tanh approximation: exact GELU (Erf) does not convert to ONNX (tf2onnx)."""
+    return keras.activations.gelu(x, approximate=True)
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+class TokenType(keras.layers.Layer):
+    """Adds a learned vector that marks which collection a token comes from.
+
+    Input (B, N, d) -> output (B, N, d).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        self.embedding = self.add_weight(name="embedding", shape=(input_shape[-1],),
+                                         initializer="random_normal")
+
+    def call(self, x):
+        return x + self.embedding
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+class TokenMask(keras.layers.Layer):
+    """Token mask of the concatenated sequence [legs, products, jets, met].
+
+    Inputs: product_mask (B, P), jet_mask (B, J). Output: (B, n_leading + P + J + n_trailing)
+    bool, with the always-present legs first and the MET token last.
+    """
+
+    def __init__(self, n_leading=2, n_trailing=1, **kwargs):
+        super().__init__(**kwargs)
+        self.n_leading = n_leading
+        self.n_trailing = n_trailing
+
+    def call(self, inputs):
+        product_mask, jet_mask = inputs
+        b = ops.shape(product_mask)[0]
+        lead = ops.ones((b, self.n_leading), dtype="bool")
+        trail = ops.ones((b, self.n_trailing), dtype="bool")
+        return ops.concatenate([lead, ops.cast(product_mask, "bool"), ops.cast(jet_mask, "bool"),
+                                trail], axis=1)
+
+    def compute_output_shape(self, input_shapes):
+        p, j = input_shapes
+        n = None if p[1] is None or j[1] is None else self.n_leading + p[1] + j[1] + self.n_trailing
+        return (p[0], n)
+
+    def get_config(self):
+        return {**super().get_config(), "n_leading": self.n_leading, "n_trailing": self.n_trailing}
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+class EncoderBlock(keras.layers.Layer):
+    """Pre-norm transformer encoder block with a key padding mask.
+
+    Inputs: tokens (B, N, d), mask (B, N) bool (True = real). Output (B, N, d). Padded keys get
+    no attention, so padded tokens never change real tokens' outputs.
+    """
+
+    def __init__(self, d_model, num_heads, key_dim, ff_dim, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.ff_dim = ff_dim
+        self.dropout = dropout
+
+    def build(self, input_shape):
+        tokens_shape = input_shape[0]
+        self.norm1 = keras.layers.LayerNormalization(epsilon=1e-5)
+        self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5)
+        self.attention = keras.layers.MultiHeadAttention(
+            self.num_heads, self.key_dim, dropout=self.dropout)
+        self.ff1 = keras.layers.Dense(self.ff_dim, activation=gelu_tanh)
+        self.ff2 = keras.layers.Dense(self.d_model)
+        self.drop = keras.layers.Dropout(self.dropout)
+        self.norm1.build(tokens_shape)
+        self.norm2.build(tokens_shape)
+        self.attention.build(tokens_shape, tokens_shape)
+        self.ff1.build(tokens_shape)
+        self.ff2.build((*tokens_shape[:-1], self.ff_dim))
+
+    def call(self, inputs, training=None):
+        x, mask = inputs
+        mask = ops.cast(mask, "bool")
+        attention_mask = ops.logical_and(mask[:, None, :], ops.ones_like(mask)[:, :, None])
+        h = self.norm1(x)
+        x = x + self.drop(self.attention(h, h, attention_mask=attention_mask, training=training),
+                          training=training)
+        h = self.norm2(x)
+        return x + self.drop(self.ff2(self.ff1(h)), training=training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
+                "key_dim": self.key_dim, "ff_dim": self.ff_dim, "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+class CollinearDiTau(keras.layers.Layer):
+    """Rebuild both taus from predicted pT and the visible direction; output pT and m_tautau.
+
+    The tau is taken collinear with its visible decay products (valid for pT_reco > 20 GeV,
+    seed 000), with the tau mass.
+    Inputs: delta (B, 2) predicted log(pT_tau) - log(pT_reco); legs (B, 2, F) whose feature
+    `log_pt_index` is log(pT_reco); kinematics (B, 2, 3) = (eta, phi, visible mass).
+    Output: (B, 3) = (pT_tau1, pT_tau2, m_tautau) in GeV.
+    """
+
+    def __init__(self, log_pt_index=0, **kwargs):
+        super().__init__(**kwargs)
+        self.log_pt_index = log_pt_index
+
+    def call(self, inputs):
+        delta, legs, kinematics = inputs
+        pt = ops.exp(legs[..., self.log_pt_index] + delta)
+        p4 = physics.p4_from_ptetaphim(pt, kinematics[..., 0], kinematics[..., 1],
+                                       ops.full_like(pt, TAU_MASS))
+        mass = physics.invariant_mass(ops.sum(p4, axis=1))
+        return ops.concatenate([pt, mass[:, None]], axis=-1)
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], 3)
+
+    def get_config(self):
+        return {**super().get_config(), "log_pt_index": self.log_pt_index}
