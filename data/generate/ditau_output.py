@@ -10,7 +10,7 @@ from data.detector import cms
 from data.generate import tau_decays as td
 
 
-def _collection(event, n_events, order_key=None, **fields):
+def collection(event, n_events, order_key=None, **fields):
     """Rows grouped by event (and sorted by descending `order_key` inside an event)."""
     event = np.asarray(event)
     order = np.lexsort((-order_key, event)) if order_key is not None else np.argsort(
@@ -32,7 +32,7 @@ def assemble(rec, charge, rng, legs, events, channel, jets, met, process):
     cols = {"event": events.astype(np.int64), "process": np.full(n, process, np.int32),
             "channel": channel.astype(np.int32)}
     had = get["kind"] == td.HADRONIC
-    tau, order = _collection(ev2[had], n, get["pt"][had], pt=get["pt"][had],
+    tau, order = collection(ev2[had], n, get["pt"][had], pt=get["pt"][had],
                              eta=get["eta"][had], phi=get["phi"][had], mass=get["mass"][had],
                              charge=get["charge"][had], decayMode=get["decay_mode"][had],
                              genTauIdx=get["gen_tau"][had], topMatch=get["top_match"][had])
@@ -43,7 +43,7 @@ def assemble(rec, charge, rng, legs, events, channel, jets, met, process):
     tau_index = dict(zip(leg_label.tolist(), (np.arange(len(leg_label)) - first).tolist()))
     for name, kind in (("Muon", td.MUON), ("Electron", td.ELECTRON)):
         sel = get["kind"] == kind
-        cols[name], _ = _collection(ev2[sel], n, None, pt=get["pt"][sel], eta=get["eta"][sel],
+        cols[name], _ = collection(ev2[sel], n, None, pt=get["pt"][sel], eta=get["eta"][sel],
                                     phi=get["phi"][sel], mass=get["mass"][sel],
                                     charge=get["charge"][sel], genTauIdx=get["gen_tau"][sel],
                                     topMatch=get["top_match"][sel])
@@ -55,13 +55,13 @@ def assemble(rec, charge, rng, legs, events, channel, jets, met, process):
     kind = np.where(q != 0, 0, np.where(np.abs(rec.id[idx]) == 22, 1, 2))
     ppt_reco = cms.smear_pf(rng, ppt, peta, rec.p4[idx, 3], kind)
     pf_event = np.searchsorted(events, leg // 2)
-    cols["PFCand"], _ = _collection(
+    cols["PFCand"], _ = collection(
         pf_event, n, ppt_reco, pt=ppt_reco, eta=peta, phi=pphi, mass=pm,
         charge=q.astype(np.int32), pdgId=rec.id[idx].astype(np.int32),
         tauIdx=np.array([tau_index[x] for x in leg.tolist()], dtype=np.int32))
     # jets above threshold in acceptance (the tau legs were not clustered)
     js = (jets["pt"] > 20.0) & (np.abs(jets["eta"]) < cms.JET_ETA_MAX)
-    cols["Jet"], _ = _collection(jets["event"][js], n, jets["pt"][js],
+    cols["Jet"], _ = collection(jets["event"][js], n, jets["pt"][js],
                                  **{k: jets[k][js] for k in ("pt", "eta", "phi", "mass")})
     cols.update({k: np.asarray(v, dtype=np.float64) for k, v in met.items()})
     gen = legs["gen"]
@@ -76,7 +76,7 @@ def assemble(rec, charge, rng, legs, events, channel, jets, met, process):
     vp4 = gen["vis_p4"][events].reshape(-1, 4)
     tpt, teta, tphi, tm = kinematics(tp4)
     vpt, veta, vphi, vm = kinematics(vp4)
-    cols["GenTau"], _ = _collection(
+    cols["GenTau"], _ = collection(
         ev2, n, None, pt=tpt, eta=teta, phi=tphi, mass=tm,
         charge=legs["charge"][events].ravel(), kind=gen["kind"][events].ravel(),
         decayMode=gen["decay_mode"][events].ravel(), hasK0=gen["has_k0"][events].ravel(),

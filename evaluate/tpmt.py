@@ -1,0 +1,159 @@
+"""`python -m evaluate.tpmt`: TPMT against FastMTT, the collinear and the visible mass.
+
+Writes DIR/predictions.root, DIR/metrics.json, PNG plots and the model card DIR/README.md.
+
+Example:
+    python -m evaluate.tpmt --model saved_models/tpmt/tpmt.keras \
+        --input h125.root dy.root flat_test.root --out saved_models/tpmt
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from data.errors import UserError, cli
+
+METHODS = ("tpmt", "fastmtt", "collinear", "vis")
+PROCESS_NAMES = {0: "flat", 1: "h125", 2: "dy", 3: "ttbar", 4: "bsm350", -1: "unknown"}
+CHANNEL_NAMES = {0: "tauh-tauh", 1: "mu-tauh", 2: "e-tauh"}
+FLAT_EDGES = np.arange(30.0, 310.0, 20.0)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m evaluate.tpmt", description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="saved_models/tpmt/tpmt.keras")
+    p.add_argument("--input", nargs="+", required=True, help="ROOT files with generator truth")
+    p.add_argument("--out", default="evaluation/tpmt")
+    p.add_argument("--channel", default="all")
+    p.add_argument("--drop-nonfinite", action="store_true")
+    p.add_argument("--no-fastmtt", action="store_true", help="skip FastMTT (slow on big files)")
+    return p.parse_args(argv)
+
+
+def load_tpmt(path):
+    """Load a TPMT `.keras` file in safe mode with a clear error."""
+    if not os.path.exists(path):
+        raise UserError(f"no such model file: {path}")
+    import keras
+
+    import models  # noqa: F401  registers the toolkit's layers
+
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as err:  # keras raises assorted errors for foreign/corrupt files
+        raise UserError(f"cannot load {path} as a Keras model ({type(err).__name__})") from None
+
+
+def predict_all(model, d, *, run_fastmtt=True):
+    """Masses and tau pT from every method, with the wall time each method took."""
+    from evaluate.baselines.collinear import collinear_mass
+    from evaluate.baselines.fastmtt import fastmtt
+    from models.tpmt.model import predict_named
+
+    legs = d["meta"]["legs"]
+    leg = [{k: legs[src][:, i] for k, src in (("pt", "pt"), ("eta", "eta"), ("phi", "phi"),
+                                             ("mass", "mass"), ("kind", "kind"),
+                                             ("decay_mode", "decayMode"))} for i in (0, 1)]
+    n = len(d["meta"]["channel"])
+    out, seconds = {}, {}
+    t = time.perf_counter()
+    pred = predict_named(model, d["inputs"])
+    seconds["tpmt"] = time.perf_counter() - t
+    out["m_tpmt"], out["tau1_pt_pred"], out["tau2_pt_pred"] = (
+        pred["m_tautau"], pred["tau1_pt"], pred["tau2_pt"])
+    t = time.perf_counter()
+    coll = collinear_mass(leg[0], leg[1], d["meta"]["met_x"], d["meta"]["met_y"])
+    seconds["collinear"] = time.perf_counter() - t
+    out["m_collinear"], out["m_vis"] = coll.mass, coll.m_vis
+    out["collinear_physical"] = coll.physical
+    if run_fastmtt:
+        t = time.perf_counter()
+        fm = fastmtt(leg[0], leg[1], d["meta"]["met_x"], d["meta"]["met_y"], d["meta"]["met_cov"])
+        seconds["fastmtt"] = time.perf_counter() - t
+        out["m_fastmtt"] = fm.mass
+    else:
+        out["m_fastmtt"] = np.full(n, np.nan)
+    out["m_true"] = d["meta"]["m_true"]
+    out["tau1_pt_true"], out["tau2_pt_true"] = d["targets"]["tau_pt"].T
+    out["tau1_pt_reco"], out["tau2_pt_reco"] = legs["pt"].T
+    out["process"] = d["meta"]["process"].astype(np.int32)
+    out["channel"] = d["meta"]["channel"].astype(np.int32)
+    return out, seconds
+
+
+def compute_metrics(p):
+    """Response per process and channel, H-Z separation, flat-mass response, per method."""
+    from evaluate import metrics
+
+    res = {"per_process_channel": {}, "separation": {}, "flat_response": {}}
+    for proc in np.unique(p["process"]):
+        for ch in [None, *np.unique(p["channel"])]:
+            sel = (p["process"] == proc) & ((p["channel"] == ch) if ch is not None else True)
+            if sel.sum() < 20:
+                continue
+            key = f"{PROCESS_NAMES[int(proc)]}/{CHANNEL_NAMES.get(ch, 'all') if ch is not None else 'all'}"
+            row = {}
+            for m in METHODS:
+                r = metrics.response(p[f"m_{m}"][sel], p["m_true"][sel])
+                r["core"] = metrics.gaussian_core(p[f"m_{m}"][sel] / p["m_true"][sel])
+                row[m] = r
+            res["per_process_channel"][key] = row
+    h, z = p["process"] == 1, p["process"] == 2
+    for ch in [None, 0, 1, 2]:
+        chsel = (p["channel"] == ch) if ch is not None else np.ones_like(h)
+        if (h & chsel).sum() >= 20 and (z & chsel).sum() >= 20:
+            res["separation"][CHANNEL_NAMES.get(ch, "all") if ch is not None else "all"] = {
+                m: metrics.window_separation(p[f"m_{m}"][h & chsel], p[f"m_{m}"][z & chsel])
+                for m in METHODS}
+    flat = p["process"] == 0
+    if flat.sum() >= 50:
+        res["flat_response"] = {m: metrics.binned_response(p[f"m_{m}"][flat], p["m_true"][flat],
+                                                           FLAT_EDGES) for m in METHODS}
+    genuine = p["process"] != 3
+    for i in (1, 2):
+        res[f"tau{i}_pt"] = {
+            "tpmt": metrics.response(p[f"tau{i}_pt_pred"][genuine], p[f"tau{i}_pt_true"][genuine]),
+            "reco": metrics.response(p[f"tau{i}_pt_reco"][genuine], p[f"tau{i}_pt_true"][genuine])}
+    return res
+
+
+@cli
+def main(argv=None):
+    from data import io
+    from data.ditau import load
+    from evaluate import tpmt_report
+
+    args = parse_args(argv)
+    model = load_tpmt(args.model)
+    parts, seconds = [], {}
+    for path in args.input:
+        d = load(path, channel=args.channel, drop_nonfinite=args.drop_nonfinite)
+        if d["targets"] is None:
+            raise UserError(f"{path} has no generator truth (GenTau_*): cannot evaluate on it")
+        out, sec = predict_all(model, d, run_fastmtt=not args.no_fastmtt)
+        parts.append(out)
+        for k, v in sec.items():
+            seconds[k] = seconds.get(k, 0.0) + v
+        print(f"{path}: {len(out['m_true'])} events")
+    p = {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
+    os.makedirs(args.out, exist_ok=True)
+    io.write_events(os.path.join(args.out, "predictions.root"),
+                    {k: (v.astype(np.int32) if v.dtype == bool else v) for k, v in p.items()})
+    res = compute_metrics(p)
+    n = len(p["m_true"])
+    res["events_per_second"] = {k: n / v for k, v in seconds.items() if v > 0}
+    res["n_events"] = n
+    res["inputs"] = args.input
+    res["model"] = args.model
+    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+        json.dump(res, f, indent=2)
+    tpmt_report.plots(p, res, args.out)
+    tpmt_report.model_card(res, args, os.path.join(args.out, "README.md"))
+    print(f"wrote {args.out}/predictions.root, metrics.json, plots and README.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Plots and the model card of the TPMT evaluation."""
+
+import os
+
+import numpy as np
+
+LABELS = {"tpmt": "TPMT", "fastmtt": "FastMTT", "collinear": "Collinear", "vis": "Visible"}
+COLORS = {"tpmt": "C0", "fastmtt": "C1", "collinear": "C2", "vis": "C7"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    mplhep.style.use("CMS")
+    return plt
+
+
+def plots(p, res, out):
+    """m_tautau of H and Z (TPMT vs FastMTT), pT predicted vs target, response vs true mass."""
+    plt = _plt()
+    h, z = p["process"] == 1, p["process"] == 2
+    if h.any() or z.any():
+        fig, ax = plt.subplots(figsize=(9, 7))
+        bins = np.linspace(0, 300, 61)
+        for sel, name, style in ((h, "H(125)", "-"), (z, "Z", "--")):
+            for m in ("tpmt", "fastmtt"):
+                if sel.any() and np.isfinite(p[f"m_{m}"][sel]).any():
+                    ax.hist(p[f"m_{m}"][sel], bins, histtype="step", density=True,
+                            linestyle=style, color=COLORS[m], label=f"{name} {LABELS[m]}")
+        ax.set_xlabel(r"$m_{\tau\tau}$ [GeV]")
+        ax.set_ylabel("Normalised events / 5 GeV")
+        ax.legend(fontsize=14)
+        fig.savefig(os.path.join(out, "mass_h_vs_z.png"), dpi=80, bbox_inches="tight")
+        plt.close(fig)
+    genuine = p["process"] != 3
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6.5))
+    for i, ax in zip((1, 2), axes):
+        t = p[f"tau{i}_pt_true"][genuine]
+        ax.hist2d(t, p[f"tau{i}_pt_pred"][genuine], bins=[np.linspace(0, 200, 41)] * 2, cmin=1)
+        ax.plot([0, 200], [0, 200], "w--", lw=1)
+        ax.set_xlabel(rf"$p_T^{{target}}(\tau_{i})$ [GeV]")
+        ax.set_ylabel(rf"$p_T^{{TPMT}}(\tau_{i})$ [GeV]")
+    fig.savefig(os.path.join(out, "pt_pred_vs_target.png"), dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    if res.get("flat_response"):
+        fig, ax = plt.subplots(figsize=(9, 7))
+        for m, rows in res["flat_response"].items():
+            x = [(r["lo"] + r["hi"]) / 2 for r in rows]
+            ax.plot(x, [r["median"] for r in rows], "o-", color=COLORS[m], label=LABELS[m])
+        ax.axhspan(0.95, 1.05, color="grey", alpha=0.2, label=r"$\pm$5%")
+        ax.set_xlabel(r"$m_{\tau\tau}^{true}$ [GeV]")
+        ax.set_ylabel(r"median $m_{\tau\tau}/m_{\tau\tau}^{true}$")
+        ax.legend(fontsize=14)
+        fig.savefig(os.path.join(out, "response_vs_true_mass.png"), dpi=80, bbox_inches="tight")
+        plt.close(fig)
+
+
+def _fmt(x, digits=3):
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def model_card(res, args, path):
+    """Markdown model card with every figure and the command that measured it."""
+    cmd = (f"python -m evaluate.tpmt --model {args.model} --input {' '.join(args.input)} "
+           f"--out {args.out}")
+    lines = ["# TPMT evaluation", "",
+             f"Measured by `{cmd}` on {res['n_events']} events the model never saw.", "",
+             "## m_tautau response per process and channel", "",
+             "median m/m_true and resolution (P84 - P16) / (2 median); Gaussian core sigma of "
+             "m/m_true in brackets.", "",
+             "| sample | " + " | ".join(LABELS[m] for m in LABELS) + " |",
+             "|---|" + "---|" * len(LABELS)]
+    for key, row in res["per_process_channel"].items():
+        cells = [f"{_fmt(row[m]['median'])} / {_fmt(row[m]['resolution'])} "
+                 f"({_fmt(row[m]['core']['sigma'])})" for m in LABELS]
+        lines.append(f"| {key} (n={row['tpmt']['n']}) | " + " | ".join(cells) + " |")
+    if res["separation"]:
+        lines += ["", "## H(125) vs Z separation", "",
+                  "Fraction of Z events inside the shortest mass window that keeps 90% of H "
+                  "(lower is better).", "", "| channel | " + " | ".join(LABELS.values()) + " |",
+                  "|---|" + "---|" * len(LABELS)]
+        for ch, row in res["separation"].items():
+            lines.append(f"| {ch} | " + " | ".join(
+                f"{_fmt(row[m]['background_fraction'])} [{row[m]['window'][0]:.0f}, "
+                f"{row[m]['window'][1]:.0f}]" for m in LABELS) + " |")
+    if res.get("flat_response"):
+        lines += ["", "## Response versus true mass (flat sample)", "",
+                  "| m_true [GeV] | " + " | ".join(LABELS.values()) + " |",
+                  "|---|" + "---|" * len(LABELS)]
+        rows = res["flat_response"]
+        for i, r in enumerate(rows["tpmt"]):
+            lines.append(f"| {r['lo']:.0f}-{r['hi']:.0f} (n={r['n']}) | " + " | ".join(
+                _fmt(rows[m][i]["median"]) for m in LABELS) + " |")
+    lines += ["", "## Tau pT (genuine taus)", "", "| | TPMT | reco (visible) |", "|---|---|---|"]
+    for i in (1, 2):
+        r = res[f"tau{i}_pt"]
+        lines.append(f"| tau{i} median / resolution | {_fmt(r['tpmt']['median'])} / "
+                     f"{_fmt(r['tpmt']['resolution'])} | {_fmt(r['reco']['median'])} / "
+                     f"{_fmt(r['reco']['resolution'])} |")
+    lines += ["", "## Speed (this machine, whole evaluation sample)", "",
+              "| method | events/s |", "|---|---|"]
+    for m, v in res["events_per_second"].items():
+        lines.append(f"| {LABELS.get(m, m)} | {v:,.0f} |")
+    lines += ["", "Plots: `mass_h_vs_z.png`, `pt_pred_vs_target.png`, "
+              "`response_vs_true_mass.png`.", ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))

@@ -1,0 +1,86 @@
+"""The shared fit harness: seeds, splits, callbacks, run config and history.
+
+Every `models/<name>/fit.py` is a thin CLI over `fit`.
+"""
+
+import datetime
+import json
+import os
+
+import keras
+import numpy as np
+
+
+def set_seed(seed):
+    """Seed Python, numpy and the backend (keras.utils.set_random_seed)."""
+    keras.utils.set_random_seed(int(seed))
+
+
+def split_indices(n, fractions=(0.8, 0.2), seed=0):
+    """Shuffle range(n) and cut it into parts of the given fractions (the last takes the rest)."""
+    order = np.random.default_rng(seed).permutation(n)
+    cuts = np.cumsum([int(round(f * n)) for f in fractions[:-1]])
+    return np.split(order, cuts)
+
+
+def take(arrays, idx):
+    """Index every array of a (nested) dict."""
+    if isinstance(arrays, dict):
+        return {k: take(v, idx) for k, v in arrays.items()}
+    return arrays[idx]
+
+
+def masked_stats(x, mask=None):
+    """Mean and variance of features over real entries (for standardisation layers).
+
+    Args:
+        x: (N, ..., F) array. mask: (N, ...) bool or None.
+    Returns:
+        (mean, variance) lists of length F; variance floored so constant features pass through.
+    """
+    flat = x.reshape(-1, x.shape[-1]) if mask is None else x[mask.astype(bool)]
+    mean = flat.mean(0)
+    var = np.maximum(flat.var(0), 1e-6)
+    return mean.tolist(), var.tolist()
+
+
+def callbacks(model_name, out_dir, config, *, monitor="val_loss", log_root="runs"):
+    """The standard callbacks (DESIGN.md convention 6)."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return [
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience,
+                                      restore_best_weights=True, verbose=1),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5,
+                                          patience=config.reduce_lr_patience,
+                                          min_lr=config.min_learning_rate, verbose=1),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(log_root, model_name, stamp)),
+        keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "checkpoint.keras"),
+                                        monitor=monitor, save_best_only=True),
+        keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+        keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv")),
+    ]
+
+
+def fit(model, train, val, config, *, model_name, out_dir, run_config, log_root="runs",
+        verbose=2):
+    """Train with the standard callbacks; writes `run_config.json` next to the model.
+
+    Args:
+        model: a compiled keras.Model.
+        train, val: (inputs dict, targets) pairs.
+        config: a model config with epochs, batch_size and the patience fields.
+        model_name: used for the TensorBoard folder runs/<model_name>/<time>.
+        out_dir: where checkpoints, history and run config go.
+        run_config: dict written to run_config.json (CLI arguments, config, data files).
+    Returns:
+        the keras History.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "run_config.json"), "w") as f:
+        json.dump(run_config, f, indent=2, default=str)
+    history = model.fit(train[0], train[1], validation_data=val, epochs=config.epochs,
+                        batch_size=config.batch_size,
+                        callbacks=callbacks(model_name, out_dir, config, log_root=log_root),
+                        verbose=verbose)
+    # BackupAndRestore keeps its folder only while a run is unfinished
+    return history
