@@ -78,12 +78,21 @@ def truth_indices(rec):
     # W+ (from t) -> l+ nu and W- (from tbar) -> l- nubar: leptons are ordered (l-, l+)
     lep = lep[:, ::-1]
     valid = np.all((top >= 0) & (w >= 0) & (b >= 0) & (lep >= 0) & (nu >= 0), axis=1)
-    return dict(top=top, w=w, w_vertex=w_vertex, b=b, b_last=bottom_copy(rec, b.ravel()).reshape(
-        -1, 2), lep=lep, nu=nu, valid=valid)
+    return {
+        "top": top,
+        "w": w,
+        "w_vertex": w_vertex,
+        "b": b,
+        "b_last": bottom_copy(rec, b.ravel()).reshape(-1, 2),
+        "lep": lep,
+        "nu": nu,
+        "valid": valid,
+    }
 
 
-def generate(n_events, seed, *, with_taus=False, worker=0, batch_size=250, progress=None,
-             timing=None):
+def generate(
+    n_events, seed, *, with_taus=False, worker=0, batch_size=250, progress=None, timing=None
+):
     """Generate `n_events` selected dilepton ttbar events.
 
     Args:
@@ -126,3 +135,11 @@ def generate(n_events, seed, *, with_taus=False, worker=0, batch_size=250, progr
     out = ditau_output.concatenate(chunks)
     timing.other += time.perf_counter() - t0
     return out
+
+
+def generate_job(job):
+    """`generate` for a worker process: job = (with_taus, n_events, seed, worker, queue)."""
+    with_taus, n, seed, worker, queue = job
+    return generate(
+        n, seed, with_taus=with_taus, worker=worker, progress=queue.put if queue else None
+    )

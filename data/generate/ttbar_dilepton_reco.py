@@ -35,7 +35,7 @@ JET_MET_MIN_PT = 15.0  # jets entering MET as objects (type-1 like), as the di-t
 MATCH_DR = 0.4
 LEPTON_SIGMA_PHI = TAU_SIGMA_PHI  # rad; "a few mrad" (ditau.md 5.1), negligible next to jets
 TRUTH = ("top", "w", "b", "lep", "nu")
-TRUTH_NAMES = dict(top="GenTop", w="GenW", b="GenB", lep="GenLep", nu="GenNu")
+TRUTH_NAMES = {"top": "GenTop", "w": "GenW", "b": "GenB", "lep": "GenLep", "nu": "GenNu"}
 
 
 def delta_r(eta1, phi1, eta2, phi2):
@@ -43,8 +43,9 @@ def delta_r(eta1, phi1, eta2, phi2):
 
 
 def _sum_by(labels, values, n):
-    return np.stack([np.bincount(labels, weights=values[:, k], minlength=n)
-                     for k in range(values.shape[1])], 1)
+    return np.stack(
+        [np.bincount(labels, weights=values[:, k], minlength=n) for k in range(values.shape[1])], 1
+    )
 
 
 def prompt_leptons(rec, truth, py):
@@ -78,16 +79,28 @@ def _smear_leptons(rng, rec, idx):
         reco[sel] = cms.smear_lepton_pt(rng, pt[sel], eta[sel], fl)
         rel[sel] = cms._binned_relative(pt[sel], eta[sel], table)
     charge = -np.sign(rec.id[np.maximum(idx, 0)])  # e-/mu- have positive PDG ids
-    return dict(pt=reco, eta=eta, phi=phi, mass=mass, rel=rel, flavour=flavour, charge=charge)
+    return {
+        "pt": reco,
+        "eta": eta,
+        "phi": phi,
+        "mass": mass,
+        "rel": rel,
+        "flavour": flavour,
+        "charge": charge,
+    }
 
 
 def select_leptons(lep, idx):
     """(n,) mask: both leptons found, in acceptance, above the pT thresholds, opposite charge."""
     lead = np.maximum(lep["pt"][:, 0], lep["pt"][:, 1])
     sub = np.minimum(lep["pt"][:, 0], lep["pt"][:, 1])
-    return (np.all(idx >= 0, 1) & np.all(np.abs(lep["eta"]) < LEPTON_ETA_MAX, 1)
-            & (lead > LEPTON_MIN_PT[0]) & (sub > LEPTON_MIN_PT[1])
-            & (lep["charge"][:, 0] * lep["charge"][:, 1] < 0))
+    return (
+        np.all(idx >= 0, 1)
+        & np.all(np.abs(lep["eta"]) < LEPTON_ETA_MAX, 1)
+        & (lead > LEPTON_MIN_PT[0])
+        & (sub > LEPTON_MIN_PT[1])
+        & (lep["charge"][:, 0] * lep["charge"][:, 1] < 0)
+    )
 
 
 def match_b(jet_eta, jet_phi, jet_ok, b_eta, b_phi):
@@ -159,8 +172,9 @@ def reconstruct(rec, py, rng, truth):
     use = np.nonzero(visible & np.isin(rec.event, ev_lep))[0]
     new_event = np.searchsorted(ev_lep, rec.event[use])
     jets, constituents = cluster(rec.p4[use], new_event, len(ev_lep), min_pt=JET_MET_MIN_PT)
-    jet_p4 = np.stack([ak.to_numpy(ak.flatten(getattr(jets, c))) for c in ("px", "py", "pz", "E")],
-                      1).reshape(-1, 4)
+    jet_p4 = np.stack(
+        [ak.to_numpy(ak.flatten(getattr(jets, c))) for c in ("px", "py", "pz", "E")], 1
+    ).reshape(-1, 4)
     jet_event = np.repeat(np.arange(len(ev_lep)), ak.to_numpy(ak.num(jets)))
     jpt, jeta, jphi, jm = kinematics(jet_p4)
     rpt, reta, rphi, rsig = cms.smear_jets(rng, jpt, jeta, jphi)
@@ -175,8 +189,7 @@ def reconstruct(rec, py, rng, truth):
     objects = _met_objects(lep, ev_lep, jet_event, rpt, rphi, rsig)
     met = met_reco.reconstruct_met(rng, objects, recoil, sum_et)
     gen_vis = _sum_by(rec.event[seen], rec.p4[seen, :2], n)
-    met["GenMET_pt"], met["GenMET_phi"] = met_reco.pt_phi(-gen_vis[ev_lep, 0],
-                                                          -gen_vis[ev_lep, 1])
+    met["GenMET_pt"], met["GenMET_phi"] = met_reco.pt_phi(-gen_vis[ev_lep, 0], -gen_vis[ev_lep, 1])
     # selected jets and the final selection
     good = (rpt > JET_MIN_PT) & (np.abs(reta) < JET_ETA_MAX)
     n_good = np.bincount(jet_event[good], minlength=len(ev_lep))
@@ -184,8 +197,12 @@ def reconstruct(rec, py, rng, truth):
     events = ev_lep[keep]
     jet_rows = good & keep[jet_event]
     jet_ev = np.searchsorted(events, ev_lep[jet_event[jet_rows]])
-    jets_out = dict(pt=rpt[jet_rows], eta=reta[jet_rows], phi=rphi[jet_rows],
-                    mass=rmass[jet_rows])
+    jets_out = {
+        "pt": rpt[jet_rows],
+        "eta": reta[jet_rows],
+        "phi": rphi[jet_rows],
+        "mass": rmass[jet_rows],
+    }
     met = {k: np.asarray(v, np.float64)[keep] for k, v in met.items()}
     return _columns(rec, truth, lep, lep_idx, events, jet_ev, jets_out, met)
 
@@ -215,10 +232,17 @@ def _columns(rec, truth, lep, lep_idx, events, jet_ev, jets, met):
     get = {k: v[events].ravel() for k, v in lep.items()}
     for name, fl in (("Muon", 13), ("Electron", 11)):
         s = get["flavour"] == fl
-        cols[name], _ = collection(ev2[s], n, get["pt"][s], pt=get["pt"][s], eta=get["eta"][s],
-                                   phi=get["phi"][s], mass=get["mass"][s],
-                                   charge=get["charge"][s].astype(np.int32),
-                                   genLepIdx=slot[s].astype(np.int32))
+        cols[name], _ = collection(
+            ev2[s],
+            n,
+            get["pt"][s],
+            pt=get["pt"][s],
+            eta=get["eta"][s],
+            phi=get["phi"][s],
+            mass=get["mass"][s],
+            charge=get["charge"][s].astype(np.int32),
+            genLepIdx=slot[s].astype(np.int32),
+        )
     jet, _ = collection(jet_ev, n, jets["pt"], **jets)
     # padded (n, J) view of the pT-ordered jets for matching and pairing
     counts = jet["_counts"]
@@ -226,8 +250,8 @@ def _columns(rec, truth, lep, lep_idx, events, jet_ev, jets, met):
     pos = np.arange(len(jet["pt"])) - np.repeat(np.cumsum(counts) - counts, counts)
     row = np.repeat(np.arange(n), counts)
     pad = {f: np.zeros((n, width)) for f in ("pt", "eta", "phi", "mass")}
-    for f in pad:
-        pad[f][row, pos] = jet[f]
+    for f, arr in pad.items():
+        arr[row, pos] = jet[f]
     ok = np.zeros((n, width), bool)
     ok[row, pos] = True
     b_last = np.where(truth["b_last"] >= 0, truth["b_last"], truth["b"])[events]
@@ -250,6 +274,7 @@ def _columns(rec, truth, lep, lep_idx, events, jet_ev, jets, met):
     for key in TRUTH:
         idx = truth[key][events].ravel()
         pt, eta, phi, mass = kinematics(rec.p4[idx])
-        cols[TRUTH_NAMES[key]], _ = collection(ev2, n, None, pt=pt, eta=eta, phi=phi, mass=mass,
-                                               pdgId=rec.id[idx].astype(np.int32))
+        cols[TRUTH_NAMES[key]], _ = collection(
+            ev2, n, None, pt=pt, eta=eta, phi=phi, mass=mass, pdgId=rec.id[idx].astype(np.int32)
+        )
     return cols

@@ -3,12 +3,12 @@
 import keras
 from keras import ops
 
+from models import physics
+
 
 def _pair_mass(p):
     """Invariant mass of the sum of the two four-vectors (B, 2, 4) (px, py, pz, E) -> (B,)."""
-    tt = ops.sum(p, axis=1)
-    m2 = tt[..., 3] ** 2 - ops.sum(tt[..., :3] ** 2, axis=-1)
-    return ops.sqrt(ops.maximum(m2, 0.0) + 1e-12)
+    return physics.invariant_mass(ops.sum(p, axis=1))
 
 
 @keras.saving.register_keras_serializable(package="hepformers")

@@ -1,0 +1,227 @@
+"""Events tree -> model-ready dilepton ttbar arrays (four-vectors, scalars, mask, tops) for L-GATr.
+
+Works on the toolkit's own files (`python -m data.generate ttbar-dilepton`) and on NanoAOD-style
+files with the same content (pass a branch-name `mapping`).
+
+Tokens, in this order (TOKENS): the lepton l-, the antilepton l+, the b and bbar candidates, the
+MET and up to `max_jets` jets (pT-ordered, zero-padded, masked). The b candidates are the jets
+that `TTbar_bJetIdx` / `TTbar_bbarJetIdx` point to, so they also appear among the jets, as in
+the lorentz-gatr-ttbarreco inputs (lgatr.md 4.1). Unlike that fork, MET is a proper
+four-vector (px, py, 0, |pT|), massless and Lorentz-covariant under boosts along z and rotations
+about it, and nothing is rescaled here (GeV).
+
+Leptons: the leading e or mu and the leading lepton of opposite charge (own files hold exactly
+two). Events without such a pair or without valid b-candidate indices are dropped.
+"""
+
+import os
+
+import awkward as ak
+import numpy as np
+
+from data import io
+from data.errors import UserError
+
+MAX_JETS = 7  # as the lorentz-gatr-ttbarreco inputs (lgatr.md 4.1)
+FIXED_TOKENS = ("lepton", "antilepton", "b", "bbar", "met")
+# One-hot object type, then lepton flavour: the last axis of `scalars`.
+SCALAR_FEATURES = (
+    "is_lepton",
+    "is_antilepton",
+    "is_b",
+    "is_bbar",
+    "is_met",
+    "is_jet",
+    "is_electron",
+    "is_muon",
+)
+_LEP = ("pt", "eta", "phi", "mass", "charge")
+BRANCHES = (
+    [f"Muon_{f}" for f in _LEP]
+    + [f"Electron_{f}" for f in _LEP]
+    + [f"Jet_{f}" for f in ("pt", "eta", "phi", "mass")]
+    + ["TTbar_bJetIdx", "TTbar_bbarJetIdx", "TTbar_bPairing"]
+    + ["MET_pt", "MET_phi", "MET_covXX", "MET_covXY", "MET_covYY"]
+)
+TRUTH_COLLECTIONS = ("GenTop", "GenNu")
+TRUTH_BRANCHES = [f"{c}_{f}" for c in TRUTH_COLLECTIONS for f in ("pt", "eta", "phi", "mass")]
+
+
+def tokens(max_jets=MAX_JETS):
+    """Names of the tokens in order: the fixed ones, then jet1..jet`max_jets`."""
+    return (*FIXED_TOKENS, *(f"jet{i + 1}" for i in range(max_jets)))
+
+
+def p4_from_ptetaphim(pt, eta, phi, m):
+    """(..., 4) four-vectors (px, py, pz, E) from arrays of pt, eta, phi, mass."""
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    return np.stack([px, py, pz, np.sqrt(px**2 + py**2 + pz**2 + m**2)], -1)
+
+
+def _pad(arr, n, fill=0.0):
+    return ak.to_numpy(ak.fill_none(ak.pad_none(arr, n, clip=True, axis=1), fill)).astype(
+        np.float64
+    )
+
+
+def select_leptons(a):
+    """The lepton pair per event.
+
+    Args:
+        a: dict of branches (Muon_*, Electron_*).
+    Returns:
+        (ok (N,) bool, dict of (N, 2) arrays pt, eta, phi, mass, is_electron for (l-, l+)).
+    """
+    parts = []
+    for name, is_e in (("Muon", 0.0), ("Electron", 1.0)):
+        lep = ak.zip({f: a[f"{name}_{f}"] for f in _LEP})
+        parts.append(ak.with_field(lep, ak.full_like(lep.pt, is_e), "is_electron"))
+    lep = ak.concatenate(parts, axis=1)
+    lep = lep[ak.argsort(lep.pt, axis=1, ascending=False)]
+    lead = ak.firsts(lep)
+    partner = ak.firsts(lep[lep.charge * ak.fill_none(lead.charge, 0) < 0])
+    ok = ak.to_numpy(~ak.is_none(lead) & ~ak.is_none(partner))
+    fields = (*_LEP, "is_electron")
+    first = {f: ak.to_numpy(ak.fill_none(lead[f], 0)).astype(np.float64) for f in fields}
+    second = {f: ak.to_numpy(ak.fill_none(partner[f], 0)).astype(np.float64) for f in fields}
+    lead_neg = first["charge"] < 0
+    out = {
+        f: np.where(
+            lead_neg[:, None],
+            np.stack([first[f], second[f]], 1),
+            np.stack([second[f], first[f]], 1),
+        )
+        for f in fields
+    }
+    return ok, out
+
+
+def load(paths, *, mapping=None, drop_nonfinite=False, max_jets=MAX_JETS):
+    """Read dilepton ttbar events and build L-GATr inputs.
+
+    Args:
+        paths: ROOT file or list of files with an `Events` tree.
+        mapping: canonical branch name -> name in the file.
+        drop_nonfinite: drop events with NaN/inf instead of failing.
+        max_jets: leading jets kept as tokens (pT-ordered, zero-padded).
+    Returns:
+        dict with
+          inputs: fourvectors (N, T, 4) float32 (px, py, pz, E) in GeV with T = 5 + max_jets in
+            the order of `tokens(max_jets)`; scalars (N, T, len(SCALAR_FEATURES)) float32;
+            mask (N, T) bool (False for padded jets, whose four-vectors and scalars are 0);
+          targets: tops (N, 2, 4) float32, generated top and antitop (px, py, pz, E); None for
+            files without generator truth;
+          meta: lep_neg, lep_pos, b, bbar (N, 4) float64 (px, py, pz, E), met_x, met_y (N,),
+            met_cov (N, 2, 2), b_pairing (N,) (0 = truth-matched b jets, 1 = two leading jets by
+            min m_lb), n_jets (N,), lepton_is_electron (N, 2) for (l-, l+); with truth also
+            top, antitop, nu, nubar (N, 4) and m_tt, pt_tt, y_tt (N,).
+    Raises:
+        UserError: missing file or branch, no usable event, non-finite values.
+    """
+    if max_jets < 0:
+        raise UserError(f"max_jets must be non-negative, got {max_jets}")
+    has_truth = _has_truth(paths, mapping)
+    a = io.read_branches(
+        paths, BRANCHES + TRUTH_BRANCHES * has_truth, mapping=mapping, drop_nonfinite=drop_nonfinite
+    )
+    ok, lep = select_leptons(a)
+    n_jet = ak.to_numpy(ak.num(a["Jet_pt"]))
+    bidx = np.stack(
+        [ak.to_numpy(a[k]).astype(np.int64) for k in ("TTbar_bJetIdx", "TTbar_bbarJetIdx")], 1
+    )
+    ok &= np.all((bidx >= 0) & (bidx < n_jet[:, None]), 1) & (bidx[:, 0] != bidx[:, 1])
+    if not ok.any():
+        raise UserError(f"no event in {paths} has an opposite-charge lepton pair and two b jets")
+    a = {k: v[ok] for k, v in a.items()}
+    lep = {k: v[ok] for k, v in lep.items()}
+    return _build(a, lep, bidx[ok], a if has_truth else None, max_jets)
+
+
+def _has_truth(paths, mapping):
+    """Whether the (first) file has generator truth (own samples), not data or user files."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not paths:
+        return False  # read_branches names the problem
+    keys = io.open_tree(paths[0]).keys()
+    return all((mapping or {}).get(b, b) in keys for b in TRUTH_BRANCHES)
+
+
+def _build(a, lep, bidx, truth, max_jets):
+    n = len(bidx)
+    jet = {f: a[f"Jet_{f}"] for f in ("pt", "eta", "phi", "mass")}
+    width = max(max_jets, int(ak.max(ak.num(jet["pt"]))))
+    jpad = {f: _pad(v, width) for f, v in jet.items()}
+    jmask = _pad(ak.ones_like(jet["pt"]), width) > 0
+    jet_p4 = p4_from_ptetaphim(jpad["pt"], jpad["eta"], jpad["phi"], jpad["mass"])
+    jet_p4 *= jmask[..., None]
+    rows = np.arange(n)
+    b, bbar = jet_p4[rows, bidx[:, 0]], jet_p4[rows, bidx[:, 1]]  # file order
+    # jet tokens in descending pT (own and NanoAOD files are ordered already)
+    order = np.argsort(np.where(jmask, -jpad["pt"], np.inf), axis=1, kind="stable")
+    jet_p4, jmask = jet_p4[rows[:, None], order], jmask[rows[:, None], order]
+    lep_p4 = p4_from_ptetaphim(lep["pt"], lep["eta"], lep["phi"], lep["mass"])
+    met_pt, met_phi = (ak.to_numpy(a[k]).astype(np.float64) for k in ("MET_pt", "MET_phi"))
+    met_x, met_y = met_pt * np.cos(met_phi), met_pt * np.sin(met_phi)
+    met_p4 = np.stack([met_x, met_y, np.zeros(n), np.hypot(met_x, met_y)], 1)
+    four = np.concatenate(
+        [lep_p4, b[:, None], bbar[:, None], met_p4[:, None], jet_p4[:, :max_jets]], 1
+    )
+    n_tok = len(FIXED_TOKENS) + max_jets
+    mask = np.concatenate([np.ones((n, len(FIXED_TOKENS)), bool), jmask[:, :max_jets]], 1)
+    scalars = np.zeros((n, n_tok, len(SCALAR_FEATURES)))
+    for t in range(len(FIXED_TOKENS)):
+        scalars[:, t, t] = 1.0
+    scalars[:, len(FIXED_TOKENS) :, SCALAR_FEATURES.index("is_jet")] = 1.0
+    for t in (0, 1):
+        scalars[:, t, SCALAR_FEATURES.index("is_electron")] = lep["is_electron"][:, t]
+        scalars[:, t, SCALAR_FEATURES.index("is_muon")] = 1.0 - lep["is_electron"][:, t]
+    scalars *= mask[..., None]
+    cov = np.stack(
+        [
+            np.stack([ak.to_numpy(a["MET_covXX"]), ak.to_numpy(a["MET_covXY"])], -1),
+            np.stack([ak.to_numpy(a["MET_covXY"]), ak.to_numpy(a["MET_covYY"])], -1),
+        ],
+        -2,
+    ).astype(np.float64)
+    meta = {
+        "lep_neg": lep_p4[:, 0],
+        "lep_pos": lep_p4[:, 1],
+        "b": b,
+        "bbar": bbar,
+        "met_x": met_x,
+        "met_y": met_y,
+        "met_cov": cov,
+        "b_pairing": ak.to_numpy(a["TTbar_bPairing"]),
+        "n_jets": jmask.sum(1),
+        "lepton_is_electron": lep["is_electron"] > 0.5,
+    }
+    targets = None
+    if truth is not None:
+        gen = {
+            c: p4_from_ptetaphim(
+                *(_pad(truth[f"{c}_{f}"], 2) for f in ("pt", "eta", "phi", "mass"))
+            )
+            for c in TRUTH_COLLECTIONS
+        }
+        tops = gen["GenTop"]
+        targets = {"tops": tops.astype(np.float32)}
+        tt = tops.sum(1)
+        pt_tt = np.hypot(tt[:, 0], tt[:, 1])
+        meta.update(
+            top=tops[:, 0],
+            antitop=tops[:, 1],
+            nu=gen["GenNu"][:, 0],
+            nubar=gen["GenNu"][:, 1],
+            m_tt=np.sqrt(np.maximum(tt[:, 3] ** 2 - (tt[:, :3] ** 2).sum(1), 0.0)),
+            pt_tt=pt_tt,
+            y_tt=0.5 * np.log((tt[:, 3] + tt[:, 2]) / (tt[:, 3] - tt[:, 2])),
+        )
+    return {
+        "inputs": {
+            "fourvectors": four.astype(np.float32),
+            "scalars": scalars.astype(np.float32),
+            "mask": mask,
+        },
+        "targets": targets,
+        "meta": meta,
+    }
