@@ -19,23 +19,51 @@ MAX_PRODUCTS, MAX_JETS = 10, 3
 JET_CLEANING_DR = 0.4
 
 # Feature lists: the order of the last axis of each input, shared with models.tpmt.
-LEG_FEATURES = ("log_pt", "eta", "dphi", "mass", "charge", "is_hadronic", "is_muon",
-                "is_electron", "dm_1prong", "dm_1prong_pi0", "dm_3prong", "dm_3prong_pi0")
-PRODUCT_FEATURES = ("log_pt", "eta", "dphi", "charge", "is_photon", "is_neutral_hadron",
-                    "deta_leg", "dphi_leg", "leg")
+LEG_FEATURES = (
+    "log_pt",
+    "eta",
+    "dphi",
+    "mass",
+    "charge",
+    "is_hadronic",
+    "is_muon",
+    "is_electron",
+    "dm_1prong",
+    "dm_1prong_pi0",
+    "dm_3prong",
+    "dm_3prong_pi0",
+)
+PRODUCT_FEATURES = (
+    "log_pt",
+    "eta",
+    "dphi",
+    "charge",
+    "is_photon",
+    "is_neutral_hadron",
+    "deta_leg",
+    "dphi_leg",
+    "leg",
+)
 JET_FEATURES = ("log_pt", "eta", "dphi", "log_mass")
 MET_FEATURES = ("log_pt", "dphi", "cov_par", "cov_perp", "cov_cross", "log_m_vis")
 
 _LEP = ("pt", "eta", "phi", "mass", "charge", "genTauIdx")
 BRANCHES = (
     [f"Tau_{f}" for f in (*_LEP, "decayMode")]
-    + [f"Muon_{f}" for f in _LEP] + [f"Electron_{f}" for f in _LEP]
+    + [f"Muon_{f}" for f in _LEP]
+    + [f"Electron_{f}" for f in _LEP]
     + [f"PFCand_{f}" for f in ("pt", "eta", "phi", "charge", "pdgId", "tauIdx")]
     + [f"Jet_{f}" for f in ("pt", "eta", "phi", "mass")]
     + ["MET_pt", "MET_phi", "MET_covXX", "MET_covXY", "MET_covYY"]
 )
-TRUTH_BRANCHES = ["GenTau_pt", "GenTau_eta", "GenTau_phi", "GenTau_mass", "GenDiTau_mass",
-                  "process"]
+TRUTH_BRANCHES = [
+    "GenTau_pt",
+    "GenTau_eta",
+    "GenTau_phi",
+    "GenTau_mass",
+    "GenDiTau_mass",
+    "process",
+]
 
 
 def wrap(phi):
@@ -57,7 +85,8 @@ def pair_mass(pt, eta, phi, m):
 
 def _pad(arr, n, fill=0.0):
     return ak.to_numpy(ak.fill_none(ak.pad_none(arr, n, clip=True, axis=1), fill)).astype(
-        np.float64)
+        np.float64
+    )
 
 
 def select_pairs(a):
@@ -77,10 +106,12 @@ def select_pairs(a):
             legs[f][ok, 0] = ak.to_numpy(ak.fill_none(lead[f], 0))[ok]
             legs[f][ok, 1] = ak.to_numpy(ak.fill_none(os_tau[f], 0))[ok]
         legs["kind"][ok] = [kind, 1]
-        legs["decayMode"][ok] = np.stack([np.full(ok.sum(), -1),
-                                          ak.to_numpy(ak.fill_none(os_tau.decayMode, 0))[ok]], 1)
-        legs["tau_slot"][ok] = np.stack([np.full(ok.sum(), -1),
-                                         ak.to_numpy(ak.fill_none(idx, 0))[ok]], 1)
+        legs["decayMode"][ok] = np.stack(
+            [np.full(ok.sum(), -1), ak.to_numpy(ak.fill_none(os_tau.decayMode, 0))[ok]], 1
+        )
+        legs["tau_slot"][ok] = np.stack(
+            [np.full(ok.sum(), -1), ak.to_numpy(ak.fill_none(idx, 0))[ok]], 1
+        )
         channel[ok] = code
     lead = ak.firsts(tau)
     os_tau = tau[tau.charge * ak.fill_none(lead.charge, 0) < 0]
@@ -91,14 +122,22 @@ def select_pairs(a):
         for f in (*_LEP, "decayMode"):
             legs[f][ok, s] = ak.to_numpy(ak.fill_none(obj[f], 0))[ok]
     legs["kind"][ok] = 1
-    legs["tau_slot"][ok] = np.stack([np.zeros(ok.sum()),
-                                     ak.to_numpy(ak.fill_none(sub_idx, 0))[ok]], 1)
+    legs["tau_slot"][ok] = np.stack(
+        [np.zeros(ok.sum()), ak.to_numpy(ak.fill_none(sub_idx, 0))[ok]], 1
+    )
     channel[ok] = 0
     return legs, channel
 
 
-def load(paths, *, channel="all", mapping=None, drop_nonfinite=False, max_products=MAX_PRODUCTS,
-         max_jets=MAX_JETS):
+def load(
+    paths,
+    *,
+    channel="all",
+    mapping=None,
+    drop_nonfinite=False,
+    max_products=MAX_PRODUCTS,
+    max_jets=MAX_JETS,
+):
     """Read di-tau events and build model inputs.
 
     Args:
@@ -149,9 +188,23 @@ def _build(a, legs, channel, truth, max_products, max_jets):
     phi0 = legs["phi"][:, :1]
     dphi = wrap(legs["phi"] - phi0)
     kind, dm = legs["kind"], legs["decayMode"]
-    leg_x = np.stack([np.log(np.maximum(legs["pt"], 1e-3)), legs["eta"], dphi, legs["mass"],
-                      legs["charge"], kind == 1, kind == 3, kind == 2, dm == 0,
-                      (dm >= 1) & (dm <= 4), dm == 10, dm >= 11], -1).astype(np.float32)
+    leg_x = np.stack(
+        [
+            np.log(np.maximum(legs["pt"], 1e-3)),
+            legs["eta"],
+            dphi,
+            legs["mass"],
+            legs["charge"],
+            kind == 1,
+            kind == 3,
+            kind == 2,
+            dm == 0,
+            (dm >= 1) & (dm <= 4),
+            dm == 10,
+            dm >= 11,
+        ],
+        -1,
+    ).astype(np.float32)
     # decay products of the tau_h legs: PFCand_tauIdx points into the event's Tau collection
     pf = ak.zip({f: a[f"PFCand_{f}"] for f in ("pt", "eta", "phi", "charge", "pdgId", "tauIdx")})
     slots = ak.Array(legs["tau_slot"].astype(np.int64))
@@ -162,14 +215,30 @@ def _build(a, legs, channel, truth, max_products, max_jets):
     pf, pf_leg = pf[order], pf_leg[order]
     pmask = _pad(ak.ones_like(pf.pt), max_products) > 0
     ppt, peta, pphi = (_pad(pf[f], max_products) for f in ("pt", "eta", "phi"))
-    pq, pid, pleg = _pad(pf.charge, max_products), _pad(pf.pdgId, max_products), _pad(
-        pf_leg, max_products)
+    pq, pid, pleg = (
+        _pad(pf.charge, max_products),
+        _pad(pf.pdgId, max_products),
+        _pad(pf_leg, max_products),
+    )
     leg_i = pleg.astype(int)
     rows = np.arange(n)[:, None]
-    prod_x = np.stack([np.log(np.maximum(ppt, 1e-3)), peta, wrap(pphi - phi0), pq,
-                       np.abs(pid) == 22, (pq == 0) & (np.abs(pid) != 22),
-                       peta - legs["eta"][rows, leg_i], wrap(pphi - legs["phi"][rows, leg_i]),
-                       pleg], -1) * pmask[..., None]
+    prod_x = (
+        np.stack(
+            [
+                np.log(np.maximum(ppt, 1e-3)),
+                peta,
+                wrap(pphi - phi0),
+                pq,
+                np.abs(pid) == 22,
+                (pq == 0) & (np.abs(pid) != 22),
+                peta - legs["eta"][rows, leg_i],
+                wrap(pphi - legs["phi"][rows, leg_i]),
+                pleg,
+            ],
+            -1,
+        )
+        * pmask[..., None]
+    )
     # jets cleaned against both legs
     jet = ak.zip({f: a[f"Jet_{f}"] for f in ("pt", "eta", "phi", "mass")})
     clean = ak.ones_like(jet.pt, dtype=bool)
@@ -180,31 +249,60 @@ def _build(a, legs, channel, truth, max_products, max_jets):
     jet = jet[ak.argsort(jet.pt, ascending=False)]
     jmask = _pad(ak.ones_like(jet.pt), max_jets) > 0
     jpt, jeta, jphi, jm = (_pad(jet[f], max_jets) for f in ("pt", "eta", "phi", "mass"))
-    jet_x = np.stack([np.log(np.maximum(jpt, 1e-3)), jeta, wrap(jphi - phi0),
-                      np.log(np.maximum(jm, 1e-3))], -1) * jmask[..., None]
+    jet_x = (
+        np.stack(
+            [np.log(np.maximum(jpt, 1e-3)), jeta, wrap(jphi - phi0), np.log(np.maximum(jm, 1e-3))],
+            -1,
+        )
+        * jmask[..., None]
+    )
     # MET and its covariance, rotated into the frame of leg 1
     met_pt, met_phi = ak.to_numpy(a["MET_pt"]), ak.to_numpy(a["MET_phi"])
-    cov = np.stack([np.stack([ak.to_numpy(a["MET_covXX"]), ak.to_numpy(a["MET_covXY"])], -1),
-                    np.stack([ak.to_numpy(a["MET_covXY"]), ak.to_numpy(a["MET_covYY"])], -1)],
-                   -2)
+    cov = np.stack(
+        [
+            np.stack([ak.to_numpy(a["MET_covXX"]), ak.to_numpy(a["MET_covXY"])], -1),
+            np.stack([ak.to_numpy(a["MET_covXY"]), ak.to_numpy(a["MET_covYY"])], -1),
+        ],
+        -2,
+    )
     c, s = np.cos(phi0[:, 0]), np.sin(phi0[:, 0])
     rot = np.stack([np.stack([c, s], -1), np.stack([-s, c], -1)], -2)
     cov_r = rot @ cov @ np.swapaxes(rot, 1, 2)
     m_vis = pair_mass(legs["pt"], legs["eta"], legs["phi"], legs["mass"])
-    met_x = np.stack([np.log(np.maximum(met_pt, 1e-3)), wrap(met_phi - phi0[:, 0]),
-                      cov_r[:, 0, 0] / 400.0, cov_r[:, 1, 1] / 400.0, cov_r[:, 0, 1] / 400.0,
-                      np.log(np.maximum(m_vis, 1e-3))], -1)
+    met_x = np.stack(
+        [
+            np.log(np.maximum(met_pt, 1e-3)),
+            wrap(met_phi - phi0[:, 0]),
+            cov_r[:, 0, 0] / 400.0,
+            cov_r[:, 1, 1] / 400.0,
+            cov_r[:, 0, 1] / 400.0,
+            np.log(np.maximum(m_vis, 1e-3)),
+        ],
+        -1,
+    )
     targets, m_true = _targets(legs, truth)
     process = truth["process"]
     return dict(
-        inputs=dict(legs=leg_x, products=prod_x.astype(np.float32), product_mask=pmask,
-                    jets=jet_x.astype(np.float32), jet_mask=jmask, met=met_x.astype(np.float32),
-                    leg_kinematics=np.stack([legs["eta"], dphi, legs["mass"]], -1).astype(
-                        np.float32)),
+        inputs=dict(
+            legs=leg_x,
+            products=prod_x.astype(np.float32),
+            product_mask=pmask,
+            jets=jet_x.astype(np.float32),
+            jet_mask=jmask,
+            met=met_x.astype(np.float32),
+            leg_kinematics=np.stack([legs["eta"], dphi, legs["mass"]], -1).astype(np.float32),
+        ),
         targets=targets,
-        meta=dict(legs=legs, met_x=met_pt * np.cos(met_phi), met_y=met_pt * np.sin(met_phi),
-                  met_cov=cov, channel=channel, m_vis=m_vis, m_true=m_true,
-                  process=ak.to_numpy(process) if process is not None else np.full(n, -1)),
+        meta=dict(
+            legs=legs,
+            met_x=met_pt * np.cos(met_phi),
+            met_y=met_pt * np.sin(met_phi),
+            met_cov=cov,
+            channel=channel,
+            m_vis=m_vis,
+            m_true=m_true,
+            process=ak.to_numpy(process) if process is not None else np.full(n, -1),
+        ),
     )
 
 

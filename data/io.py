@@ -97,8 +97,10 @@ def read_branches(paths, branches, *, tree=TREE, mapping=None, drop_nonfinite=Fa
             raise UserError(f"{path} lacks branch {', '.join(missing[:5])} in tree '{tree}'")
         arrays = t.arrays(list(set(names.values())), library="ak")
         parts.append({b: arrays[n] for b, n in names.items()})
-    out = {b: ak.concatenate([p[b] for p in parts]) if len(parts) > 1 else parts[0][b]
-           for b in branches}
+    out = {
+        b: ak.concatenate([p[b] for p in parts]) if len(parts) > 1 else parts[0][b]
+        for b in branches
+    }
     return _check_finite(out, paths, drop_nonfinite)
 
 

@@ -26,11 +26,21 @@ def response(pred, true):
     ok = np.isfinite(pred) & np.isfinite(true) & (true > 0)
     r = pred[ok] / true[ok]
     if len(r) == 0:
-        return {"median": float("nan"), "resolution": float("nan"), "mean": float("nan"),
-                "n": 0, "n_invalid": int((~ok).sum())}
+        return {
+            "median": float("nan"),
+            "resolution": float("nan"),
+            "mean": float("nan"),
+            "n": 0,
+            "n_invalid": int((~ok).sum()),
+        }
     med = float(np.median(r))
-    return {"median": med, "resolution": quantile_resolution(r) / med, "mean": float(r.mean()),
-            "n": int(len(r)), "n_invalid": int((~ok).sum())}
+    return {
+        "median": med,
+        "resolution": quantile_resolution(r) / med,
+        "mean": float(r.mean()),
+        "n": len(r),
+        "n_invalid": int((~ok).sum()),
+    }
 
 
 def relative_bias_resolution(pred, true):
@@ -38,8 +48,11 @@ def relative_bias_resolution(pred, true):
     pred, true = np.asarray(pred, float), np.asarray(true, float)
     ok = np.isfinite(pred) & np.isfinite(true) & (np.abs(true) > 0)
     d = (pred[ok] - true[ok]) / np.abs(true[ok])
-    return {"rb": float(np.median(d)) if len(d) else float("nan"),
-            "res": quantile_resolution(d), "n": int(len(d))}
+    return {
+        "rb": float(np.median(d)) if len(d) else float("nan"),
+        "res": quantile_resolution(d),
+        "n": len(d),
+    }
 
 
 def gaussian_core(x, n_sigma=1.5, iterations=5):
@@ -70,7 +83,7 @@ def shortest_window(x, efficiency=0.9):
     """The shortest interval [lo, hi] that contains `efficiency` of x."""
     x = np.sort(np.asarray(x, float)[np.isfinite(x)])
     k = max(int(np.ceil(efficiency * len(x))), 1)
-    widths = x[k - 1:] - x[: len(x) - k + 1]
+    widths = x[k - 1 :] - x[: len(x) - k + 1]
     i = int(np.argmin(widths))
     return float(x[i]), float(x[i + k - 1])
 
@@ -80,8 +93,10 @@ def window_separation(signal, background, efficiency=0.9):
     lo, hi = shortest_window(signal, efficiency)
     b = np.asarray(background, float)
     inside = np.isfinite(b) & (b >= lo) & (b <= hi)
-    return {"window": [lo, hi], "background_fraction": float(inside.mean()) if len(b) else
-            float("nan")}
+    return {
+        "window": [lo, hi],
+        "background_fraction": float(inside.mean()) if len(b) else float("nan"),
+    }
 
 
 def binned_response(pred, true, edges):
@@ -91,9 +106,15 @@ def binned_response(pred, true, edges):
     for lo, hi in zip(edges[:-1], edges[1:]):
         sel = (true >= lo) & (true < hi)
         r = response(pred[sel], true[sel]) if sel.sum() >= 5 else None
-        rows.append({"lo": float(lo), "hi": float(hi), "n": int(sel.sum()),
-                     "median": r["median"] if r else float("nan"),
-                     "resolution": r["resolution"] if r else float("nan")})
+        rows.append(
+            {
+                "lo": float(lo),
+                "hi": float(hi),
+                "n": int(sel.sum()),
+                "median": r["median"] if r else float("nan"),
+                "resolution": r["resolution"] if r else float("nan"),
+            }
+        )
     return rows
 
 
@@ -101,9 +122,9 @@ def roc_curve(scores, labels):
     """Signal efficiency and background efficiency for thresholds over sorted scores."""
     scores, labels = np.asarray(scores, float), np.asarray(labels, bool)
     order = np.argsort(-scores)
-    l = labels[order]
-    tpr = np.cumsum(l) / max(l.sum(), 1)
-    fpr = np.cumsum(~l) / max((~l).sum(), 1)
+    is_signal = labels[order]
+    tpr = np.cumsum(is_signal) / max(is_signal.sum(), 1)
+    fpr = np.cumsum(~is_signal) / max((~is_signal).sum(), 1)
     return fpr, tpr
 
 

@@ -54,16 +54,30 @@ def predict_all(model, d, *, run_fastmtt=True):
     from models.tpmt.model import predict_named
 
     legs = d["meta"]["legs"]
-    leg = [{k: legs[src][:, i] for k, src in (("pt", "pt"), ("eta", "eta"), ("phi", "phi"),
-                                             ("mass", "mass"), ("kind", "kind"),
-                                             ("decay_mode", "decayMode"))} for i in (0, 1)]
+    leg = [
+        {
+            k: legs[src][:, i]
+            for k, src in (
+                ("pt", "pt"),
+                ("eta", "eta"),
+                ("phi", "phi"),
+                ("mass", "mass"),
+                ("kind", "kind"),
+                ("decay_mode", "decayMode"),
+            )
+        }
+        for i in (0, 1)
+    ]
     n = len(d["meta"]["channel"])
     out, seconds = {}, {}
     t = time.perf_counter()
     pred = predict_named(model, d["inputs"])
     seconds["tpmt"] = time.perf_counter() - t
     out["m_tpmt"], out["tau1_pt_pred"], out["tau2_pt_pred"] = (
-        pred["m_tautau"], pred["tau1_pt"], pred["tau2_pt"])
+        pred["m_tautau"],
+        pred["tau1_pt"],
+        pred["tau2_pt"],
+    )
     t = time.perf_counter()
     coll = collinear_mass(leg[0], leg[1], d["meta"]["met_x"], d["meta"]["met_y"])
     seconds["collinear"] = time.perf_counter() - t
@@ -94,7 +108,8 @@ def compute_metrics(p):
             sel = (p["process"] == proc) & ((p["channel"] == ch) if ch is not None else True)
             if sel.sum() < 20:
                 continue
-            key = f"{PROCESS_NAMES[int(proc)]}/{CHANNEL_NAMES.get(ch, 'all') if ch is not None else 'all'}"
+            ch_name = CHANNEL_NAMES[int(ch)] if ch is not None else "all"
+            key = f"{PROCESS_NAMES[int(proc)]}/{ch_name}"
             row = {}
             for m in METHODS:
                 r = metrics.response(p[f"m_{m}"][sel], p["m_true"][sel])
@@ -107,16 +122,20 @@ def compute_metrics(p):
         if (h & chsel).sum() >= 20 and (z & chsel).sum() >= 20:
             res["separation"][CHANNEL_NAMES.get(ch, "all") if ch is not None else "all"] = {
                 m: metrics.window_separation(p[f"m_{m}"][h & chsel], p[f"m_{m}"][z & chsel])
-                for m in METHODS}
+                for m in METHODS
+            }
     flat = p["process"] == 0
     if flat.sum() >= 50:
-        res["flat_response"] = {m: metrics.binned_response(p[f"m_{m}"][flat], p["m_true"][flat],
-                                                           FLAT_EDGES) for m in METHODS}
+        res["flat_response"] = {
+            m: metrics.binned_response(p[f"m_{m}"][flat], p["m_true"][flat], FLAT_EDGES)
+            for m in METHODS
+        }
     genuine = p["process"] != 3
     for i in (1, 2):
         res[f"tau{i}_pt"] = {
             "tpmt": metrics.response(p[f"tau{i}_pt_pred"][genuine], p[f"tau{i}_pt_true"][genuine]),
-            "reco": metrics.response(p[f"tau{i}_pt_reco"][genuine], p[f"tau{i}_pt_true"][genuine])}
+            "reco": metrics.response(p[f"tau{i}_pt_reco"][genuine], p[f"tau{i}_pt_true"][genuine]),
+        }
     return res
 
 
@@ -140,8 +159,10 @@ def main(argv=None):
         print(f"{path}: {len(out['m_true'])} events")
     p = {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
     os.makedirs(args.out, exist_ok=True)
-    io.write_events(os.path.join(args.out, "predictions.root"),
-                    {k: (v.astype(np.int32) if v.dtype == bool else v) for k, v in p.items()})
+    io.write_events(
+        os.path.join(args.out, "predictions.root"),
+        {k: (v.astype(np.int32) if v.dtype == bool else v) for k, v in p.items()},
+    )
     res = compute_metrics(p)
     n = len(p["m_true"])
     res["events_per_second"] = {k: n / v for k, v in seconds.items() if v > 0}

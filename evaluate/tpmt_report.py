@@ -29,8 +29,15 @@ def plots(p, res, out):
         for sel, name, style in ((h, "H(125)", "-"), (z, "Z", "--")):
             for m in ("tpmt", "fastmtt"):
                 if sel.any() and np.isfinite(p[f"m_{m}"][sel]).any():
-                    ax.hist(p[f"m_{m}"][sel], bins, histtype="step", density=True,
-                            linestyle=style, color=COLORS[m], label=f"{name} {LABELS[m]}")
+                    ax.hist(
+                        p[f"m_{m}"][sel],
+                        bins,
+                        histtype="step",
+                        density=True,
+                        linestyle=style,
+                        color=COLORS[m],
+                        label=f"{name} {LABELS[m]}",
+                    )
         ax.set_xlabel(r"$m_{\tau\tau}$ [GeV]")
         ax.set_ylabel("Normalised events / 5 GeV")
         ax.legend(fontsize=14)
@@ -65,47 +72,87 @@ def _fmt(x, digits=3):
 
 def model_card(res, args, path):
     """Markdown model card with every figure and the command that measured it."""
-    cmd = (f"python -m evaluate.tpmt --model {args.model} --input {' '.join(args.input)} "
-           f"--out {args.out}")
-    lines = ["# TPMT evaluation", "",
-             f"Measured by `{cmd}` on {res['n_events']} events the model never saw.", "",
-             "## m_tautau response per process and channel", "",
-             "median m/m_true and resolution (P84 - P16) / (2 median); Gaussian core sigma of "
-             "m/m_true in brackets.", "",
-             "| sample | " + " | ".join(LABELS[m] for m in LABELS) + " |",
-             "|---|" + "---|" * len(LABELS)]
+    cmd = (
+        f"python -m evaluate.tpmt --model {args.model} --input {' '.join(args.input)} "
+        f"--out {args.out}"
+    )
+    lines = [
+        "# TPMT evaluation",
+        "",
+        f"Measured by `{cmd}` on {res['n_events']} events the model never saw.",
+        "",
+        "## m_tautau response per process and channel",
+        "",
+        "median m/m_true and resolution (P84 - P16) / (2 median); Gaussian core sigma of "
+        "m/m_true in brackets.",
+        "",
+        "| sample | " + " | ".join(LABELS[m] for m in LABELS) + " |",
+        "|---|" + "---|" * len(LABELS),
+    ]
     for key, row in res["per_process_channel"].items():
-        cells = [f"{_fmt(row[m]['median'])} / {_fmt(row[m]['resolution'])} "
-                 f"({_fmt(row[m]['core']['sigma'])})" for m in LABELS]
+        cells = [
+            f"{_fmt(row[m]['median'])} / {_fmt(row[m]['resolution'])} "
+            f"({_fmt(row[m]['core']['sigma'])})"
+            for m in LABELS
+        ]
         lines.append(f"| {key} (n={row['tpmt']['n']}) | " + " | ".join(cells) + " |")
     if res["separation"]:
-        lines += ["", "## H(125) vs Z separation", "",
-                  "Fraction of Z events inside the shortest mass window that keeps 90% of H "
-                  "(lower is better).", "", "| channel | " + " | ".join(LABELS.values()) + " |",
-                  "|---|" + "---|" * len(LABELS)]
+        lines += [
+            "",
+            "## H(125) vs Z separation",
+            "",
+            "Fraction of Z events inside the shortest mass window that keeps 90% of H "
+            "(lower is better).",
+            "",
+            "| channel | " + " | ".join(LABELS.values()) + " |",
+            "|---|" + "---|" * len(LABELS),
+        ]
         for ch, row in res["separation"].items():
-            lines.append(f"| {ch} | " + " | ".join(
-                f"{_fmt(row[m]['background_fraction'])} [{row[m]['window'][0]:.0f}, "
-                f"{row[m]['window'][1]:.0f}]" for m in LABELS) + " |")
+            lines.append(
+                f"| {ch} | "
+                + " | ".join(
+                    f"{_fmt(row[m]['background_fraction'])} [{row[m]['window'][0]:.0f}, "
+                    f"{row[m]['window'][1]:.0f}]"
+                    for m in LABELS
+                )
+                + " |"
+            )
     if res.get("flat_response"):
-        lines += ["", "## Response versus true mass (flat sample)", "",
-                  "| m_true [GeV] | " + " | ".join(LABELS.values()) + " |",
-                  "|---|" + "---|" * len(LABELS)]
+        lines += [
+            "",
+            "## Response versus true mass (flat sample)",
+            "",
+            "| m_true [GeV] | " + " | ".join(LABELS.values()) + " |",
+            "|---|" + "---|" * len(LABELS),
+        ]
         rows = res["flat_response"]
         for i, r in enumerate(rows["tpmt"]):
-            lines.append(f"| {r['lo']:.0f}-{r['hi']:.0f} (n={r['n']}) | " + " | ".join(
-                _fmt(rows[m][i]["median"]) for m in LABELS) + " |")
+            lines.append(
+                f"| {r['lo']:.0f}-{r['hi']:.0f} (n={r['n']}) | "
+                + " | ".join(_fmt(rows[m][i]["median"]) for m in LABELS)
+                + " |"
+            )
     lines += ["", "## Tau pT (genuine taus)", "", "| | TPMT | reco (visible) |", "|---|---|---|"]
     for i in (1, 2):
         r = res[f"tau{i}_pt"]
-        lines.append(f"| tau{i} median / resolution | {_fmt(r['tpmt']['median'])} / "
-                     f"{_fmt(r['tpmt']['resolution'])} | {_fmt(r['reco']['median'])} / "
-                     f"{_fmt(r['reco']['resolution'])} |")
-    lines += ["", "## Speed (this machine, whole evaluation sample)", "",
-              "| method | events/s |", "|---|---|"]
+        lines.append(
+            f"| tau{i} median / resolution | {_fmt(r['tpmt']['median'])} / "
+            f"{_fmt(r['tpmt']['resolution'])} | {_fmt(r['reco']['median'])} / "
+            f"{_fmt(r['reco']['resolution'])} |"
+        )
+    lines += [
+        "",
+        "## Speed (this machine, whole evaluation sample)",
+        "",
+        "| method | events/s |",
+        "|---|---|",
+    ]
     for m, v in res["events_per_second"].items():
         lines.append(f"| {LABELS.get(m, m)} | {v:,.0f} |")
-    lines += ["", "Plots: `mass_h_vs_z.png`, `pt_pred_vs_target.png`, "
-              "`response_vs_true_mass.png`.", ""]
+    lines += [
+        "",
+        "Plots: `mass_h_vs_z.png`, `pt_pred_vs_target.png`, `response_vs_true_mass.png`.",
+        "",
+    ]
     with open(path, "w") as f:
         f.write("\n".join(lines))

@@ -3,7 +3,6 @@
 Four-vectors are (..., 4) = (px, py, pz, E) in GeV; angles in radians.
 """
 
-
 from keras import ops
 
 
@@ -29,6 +28,3 @@ def transverse_momentum(p4):
 def wrap_phi(phi):
     """Wrap to (-pi, pi] (up to the measure-zero boundary)."""
     return ops.arctan2(ops.sin(phi), ops.cos(phi))
-
-
-

@@ -48,21 +48,29 @@ def callbacks(model_name, out_dir, config, *, monitor="val_loss", log_root="runs
     """The standard callbacks (DESIGN.md convention 6)."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return [
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience,
-                                      restore_best_weights=True, verbose=1),
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5,
-                                          patience=config.reduce_lr_patience,
-                                          min_lr=config.min_learning_rate, verbose=1),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            patience=config.early_stopping_patience,
+            restore_best_weights=True,
+            verbose=1,
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            factor=0.5,
+            patience=config.reduce_lr_patience,
+            min_lr=config.min_learning_rate,
+            verbose=1,
+        ),
         keras.callbacks.TensorBoard(log_dir=os.path.join(log_root, model_name, stamp)),
-        keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "checkpoint.keras"),
-                                        monitor=monitor, save_best_only=True),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(out_dir, "checkpoint.keras"), monitor=monitor, save_best_only=True
+        ),
         keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
         keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv")),
     ]
 
 
-def fit(model, train, val, config, *, model_name, out_dir, run_config, log_root="runs",
-        verbose=2):
+def fit(model, train, val, config, *, model_name, out_dir, run_config, log_root="runs", verbose=2):
     """Train with the standard callbacks; writes `run_config.json` next to the model.
 
     Args:
@@ -78,9 +86,14 @@ def fit(model, train, val, config, *, model_name, out_dir, run_config, log_root=
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "run_config.json"), "w") as f:
         json.dump(run_config, f, indent=2, default=str)
-    history = model.fit(train[0], train[1], validation_data=val, epochs=config.epochs,
-                        batch_size=config.batch_size,
-                        callbacks=callbacks(model_name, out_dir, config, log_root=log_root),
-                        verbose=verbose)
+    history = model.fit(
+        train[0],
+        train[1],
+        validation_data=val,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        callbacks=callbacks(model_name, out_dir, config, log_root=log_root),
+        verbose=verbose,
+    )
     # BackupAndRestore keeps its folder only while a run is unfinished
     return history

@@ -74,10 +74,14 @@ def tau_response(rng, size):
     return np.clip(sample_dscb(rng, size, **TAU_RESPONSE), 0.3, 2.0)
 
 
+def lepton_resolution(pt, eta, flavour):
+    """sigma(pT)/pT of muons (flavour 13) or electrons (11), Delphes CMS parametrisation."""
+    return _binned_relative(pt, eta, MUON_RES if flavour == 13 else ELECTRON_RES)
+
+
 def smear_lepton_pt(rng, pt, eta, flavour):
-    """Smear muon (flavour 13) or electron (11) pT with the Delphes CMS parametrisation."""
-    table = MUON_RES if flavour == 13 else ELECTRON_RES
-    sigma = _binned_relative(pt, eta, table)
+    """Smear muon (flavour 13) or electron (11) pT with `lepton_resolution`."""
+    sigma = lepton_resolution(pt, eta, flavour)
     return pt * np.maximum(1.0 + sigma * rng.standard_normal(pt.shape), 0.05)
 
 

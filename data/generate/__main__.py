@@ -19,16 +19,25 @@ SAMPLES = ("ditau", "ttbar-dilepton")
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m data.generate", description=__doc__.split("\n")[0])
     p.add_argument("sample", choices=SAMPLES, help="sample family")
-    p.add_argument("--process", default=None,
-                   help="ditau: flat, h125, dy, ttbar or bsm350 (default h125)")
+    p.add_argument(
+        "--process", default=None, help="ditau: flat, h125, dy, ttbar or bsm350 (default h125)"
+    )
     p.add_argument("--events", type=int, default=2000, help="selected events to write")
     p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same file)")
-    p.add_argument("--out", default=None,
-                   help="output ROOT file (default <process>.root, ttbar_dilepton.root)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="parallel processes; the file depends on (seed, workers)")
-    p.add_argument("--with-taus", action="store_true",
-                   help="ttbar-dilepton: also W -> tau nu (leptonic tau decays give the leptons)")
+    p.add_argument(
+        "--out", default=None, help="output ROOT file (default <process>.root, ttbar_dilepton.root)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="parallel processes; the file depends on (seed, workers)",
+    )
+    p.add_argument(
+        "--with-taus",
+        action="store_true",
+        help="ttbar-dilepton: also W -> tau nu (leptonic tau decays give the leptons)",
+    )
     return p.parse_args(argv)
 
 
@@ -81,8 +90,7 @@ def _sample(sample, process, with_taus):
     return functools.partial(mod.generate, process), mod.generate_job, process, f"ditau {process}"
 
 
-def run(process, n_events, seed, out, workers=1, progress=True, *, sample="ditau",
-        with_taus=False):
+def run(process, n_events, seed, out, workers=1, progress=True, *, sample="ditau", with_taus=False):
     """Generate and write a sample (`process`: the di-tau process); returns the events written."""
     from tqdm import tqdm
 
@@ -114,8 +122,15 @@ def run(process, n_events, seed, out, workers=1, progress=True, *, sample="ditau
 def main(argv=None):
     args = parse_args(argv)
     out = _check(args)
-    n = run(args.process, args.events, args.seed, out, args.workers, sample=args.sample,
-            with_taus=args.with_taus)
+    n = run(
+        args.process,
+        args.events,
+        args.seed,
+        out,
+        args.workers,
+        sample=args.sample,
+        with_taus=args.with_taus,
+    )
     print(f"wrote {n} events to {out}")
 
 

@@ -21,16 +21,27 @@ EVENTS_PER_MASS_POINT = 250  # re-initialising Pythia costs ~0.3 s, ~15% of a po
 _GGH = ("HiggsSM:gg2H = on",)
 _VBF = ("HiggsSM:ff2Hff(t:WW) = on", "HiggsSM:ff2Hff(t:ZZ) = on")
 _BBH = ("HiggsSM:gg2Hbbbar = on", "HiggsSM:qqbar2Hbbbar = on")
-_DY = ("WeakSingleBoson:ffbar2gmZ = on", "WeakZ0:gmZmode = 0", "23:onMode = off",
-       "23:onIfAny = 15", "PhaseSpace:mHatMin = 50.")
+_DY = (
+    "WeakSingleBoson:ffbar2gmZ = on",
+    "WeakZ0:gmZmode = 0",
+    "23:onMode = off",
+    "23:onIfAny = 15",
+    "PhaseSpace:mHatMin = 50.",
+)
 _TTBAR = ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on")
 
 
 def higgs_decay(mass):
     """A narrow scalar of `mass` GeV decaying only to tau pairs (ditau.md 4.2)."""
-    return ("25:onMode = off", "25:onIfAny = 15", f"25:m0 = {mass:.4f}", "25:mWidth = 0.01",
-            "25:doForceWidth = on", f"25:mMin = {max(mass - 1.0, 1.0):.4f}",
-            f"25:mMax = {mass + 1.0:.4f}")
+    return (
+        "25:onMode = off",
+        "25:onIfAny = 15",
+        f"25:m0 = {mass:.4f}",
+        "25:mWidth = 0.01",
+        "25:doForceWidth = on",
+        f"25:mMin = {max(mass - 1.0, 1.0):.4f}",
+        f"25:mMax = {mass + 1.0:.4f}",
+    )
 
 
 def streams(process):
@@ -92,8 +103,7 @@ def generate(process, n_events, seed, *, worker=0, batch_size=250, progress=None
         batch = py.nextBatch(n_batch, "skip")
         t1 = time.perf_counter()
         rec = flatten_batch(batch)
-        cols = ditau_events.reconstruct(rec, py, rng, boson=boson,
-                                        process=PROCESSES[process])
+        cols = ditau_events.reconstruct(rec, py, rng, boson=boson, process=PROCESSES[process])
         n_new = min(len(cols["event"]), n_events - n_sel)
         cols = ditau_output.truncate(cols, n_new)
         cols["event"] = cols["event"] + 10_000_000 * worker + 100_000 * point

@@ -73,32 +73,41 @@ def genuine_legs(rec, charge, rng, boson_id):
     leg_src = np.where(had[:, None], vis_p4, lep_p4)
     pt, eta, phi, mass = kinematics(leg_src)
     reco_pt = pt * cms.tau_response(rng, pt.shape)
+    rel_sigma = np.where(had, cms.TAU_RESPONSE["sigma"], 0.0)
     for flavour, k in ((13, td.MUON), (11, td.ELECTRON)):
         sel = kind == k
         reco_pt[sel] = cms.smear_lepton_pt(rng, pt[sel], eta[sel], flavour)
-    rel_sigma = np.where(had, cms.TAU_RESPONSE["sigma"], 0.0)
-    for flavour, k, table in ((13, td.MUON, cms.MUON_RES), (11, td.ELECTRON, cms.ELECTRON_RES)):
-        sel = kind == k
-        rel_sigma[sel] = cms._binned_relative(pt[sel], eta[sel], table)
+        rel_sigma[sel] = cms.lepton_resolution(pt[sel], eta[sel], flavour)
     # PF candidates: the visible decay products of hadronic legs
     vis_idx = fin[~nu]
     pf_idx = vis_idx[had[owner[vis_idx]]]
     return dict(
         valid=valid,
-        pt=reco_pt.reshape(n, 2), eta=eta.reshape(n, 2), phi=phi.reshape(n, 2),
-        mass=mass.reshape(n, 2), rel_sigma=rel_sigma.reshape(n, 2),
+        pt=reco_pt.reshape(n, 2),
+        eta=eta.reshape(n, 2),
+        phi=phi.reshape(n, 2),
+        mass=mass.reshape(n, 2),
+        rel_sigma=rel_sigma.reshape(n, 2),
         charge=-np.sign(rec.id[np.maximum(taus, 0)]),  # tau- has PDG id +15
-        kind=kind.reshape(n, 2), decay_mode=info["decay_mode"].reshape(n, 2),
-        gen_tau=np.where(valid[:, None], [0, 1], -1), top_match=np.zeros((n, 2), np.int64),
+        kind=kind.reshape(n, 2),
+        decay_mode=info["decay_mode"].reshape(n, 2),
+        gen_tau=np.where(valid[:, None], [0, 1], -1),
+        top_match=np.zeros((n, 2), np.int64),
         true_p4=leg_src.reshape(n, 2, 4),  # what the detector saw, for the MET recoil
-        pf_idx=pf_idx, pf_leg=owner[pf_idx],  # leg label 2*event + slot
+        pf_idx=pf_idx,
+        pf_leg=owner[pf_idx],  # leg label 2*event + slot
         excluded=fin,  # particles that are not clustered into jets
-        in_met=np.ones((n, 2), bool), extra_recoil=np.zeros((n, 2)),
-        gen=dict(tau_p4=tau_p4.reshape(n, 2, 4), vis_p4=vis_p4.reshape(n, 2, 4),
-                 nu_p4=nu_p4.reshape(n, 2, 4), kind=kind.reshape(n, 2),
-                 decay_mode=info["decay_mode"].reshape(n, 2),
-                 has_k0=info["has_k0"].reshape(n, 2),
-                 boson_mass=np.where(valid, kinematics(rec.p4[np.maximum(iboson, 0)])[3], -1.0)),
+        in_met=np.ones((n, 2), bool),
+        extra_recoil=np.zeros((n, 2)),
+        gen=dict(
+            tau_p4=tau_p4.reshape(n, 2, 4),
+            vis_p4=vis_p4.reshape(n, 2, 4),
+            nu_p4=nu_p4.reshape(n, 2, 4),
+            kind=kind.reshape(n, 2),
+            decay_mode=info["decay_mode"].reshape(n, 2),
+            has_k0=info["has_k0"].reshape(n, 2),
+            boson_mass=np.where(valid, kinematics(rec.p4[np.maximum(iboson, 0)])[3], -1.0),
+        ),
     )
 
 
@@ -109,8 +118,9 @@ def select(legs):
     in_acc = (pt > MIN_PT) & np.where(had, eta < cms.TAU_ETA_MAX, eta < cms.LEPTON_ETA_MAX)
     n_had = had.sum(1)
     n_mu = (kind == td.MUON).sum(1)
-    channel = np.select([n_had == 2, (n_had == 1) & (n_mu == 1), (n_had == 1) & (n_mu == 0)],
-                        [0, 1, 2], -1)
+    channel = np.select(
+        [n_had == 2, (n_had == 1) & (n_mu == 1), (n_had == 1) & (n_mu == 0)], [0, 1, 2], -1
+    )
     os_ = legs["charge"][:, 0] * legs["charge"][:, 1] < 0
     ok = legs["valid"] & in_acc.all(1) & (channel >= 0) & os_
     return ok, channel
@@ -131,8 +141,9 @@ def finish(rec, charge, rng, legs, process):
     use = np.nonzero(final)[0]
     new_event = np.searchsorted(events, rec.event[use])
     jets, constituents = cluster(p4[use], new_event, len(events), min_pt=JET_MET_MIN_PT)
-    jet_p4 = np.stack([ak.to_numpy(ak.flatten(getattr(jets, c))) for c in ("px", "py", "pz", "E")],
-                      1)
+    jet_p4 = np.stack(
+        [ak.to_numpy(ak.flatten(getattr(jets, c))) for c in ("px", "py", "pz", "E")], 1
+    )
     n_jets = ak.to_numpy(ak.num(jets))
     jet_event = np.repeat(np.arange(len(events)), n_jets)
     jpt, jeta, jphi, jm = kinematics(jet_p4)
@@ -146,12 +157,15 @@ def finish(rec, charge, rng, legs, process):
     sum_et = np.bincount(rest_event, weights=pt_all[rest], minlength=len(events))
     objects = _met_objects(legs, events, jet_event, rpt, rphi, rsig, len(events))
     met = met_reco.reconstruct_met(rng, objects, recoil, sum_et)
-    gen_vis = _sum_by(rec.event[rec.is_final & ~td.is_neutrino(rec.id)
-                                & (np.abs(eta_all) < cms.VISIBLE_ETA_MAX)],
-                      p4[rec.is_final & ~td.is_neutrino(rec.id)
-                         & (np.abs(eta_all) < cms.VISIBLE_ETA_MAX)], rec.n_events)[events]
+    gen_vis = _sum_by(
+        rec.event[rec.is_final & ~td.is_neutrino(rec.id) & (np.abs(eta_all) < cms.VISIBLE_ETA_MAX)],
+        p4[rec.is_final & ~td.is_neutrino(rec.id) & (np.abs(eta_all) < cms.VISIBLE_ETA_MAX)],
+        rec.n_events,
+    )[events]
     met["GenMET_pt"], met["GenMET_phi"] = met_reco.pt_phi(-gen_vis[:, 0], -gen_vis[:, 1])
-    jets_out = dict(event=jet_event, pt=rpt, eta=reta, phi=rphi, mass=jm * rpt / np.maximum(jpt, 1e-9))
+    jets_out = dict(
+        event=jet_event, pt=rpt, eta=reta, phi=rphi, mass=jm * rpt / np.maximum(jpt, 1e-9)
+    )
     return assemble(rec, charge, rng, legs, events, channel[events], jets_out, met, process)
 
 

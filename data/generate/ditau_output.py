@@ -13,8 +13,11 @@ from data.generate import tau_decays as td
 def collection(event, n_events, order_key=None, **fields):
     """Rows grouped by event (and sorted by descending `order_key` inside an event)."""
     event = np.asarray(event)
-    order = np.lexsort((-order_key, event)) if order_key is not None else np.argsort(
-        event, kind="stable")
+    order = (
+        np.lexsort((-order_key, event))
+        if order_key is not None
+        else np.argsort(event, kind="stable")
+    )
     out = {k: np.asarray(v)[order] for k, v in fields.items()}
     out["_counts"] = np.bincount(event, minlength=n_events)
     return out, order
@@ -26,16 +29,40 @@ def assemble(rec, charge, rng, legs, events, channel, jets, met, process):
 
     n = len(events)
     ev2 = np.repeat(np.arange(n), 2)
-    slot = np.tile([0, 1], n)
-    get = {k: legs[k][events].ravel() for k in ("pt", "eta", "phi", "mass", "charge", "kind",
-                                                 "decay_mode", "gen_tau", "top_match")}
-    cols = {"event": events.astype(np.int64), "process": np.full(n, process, np.int32),
-            "channel": channel.astype(np.int32)}
+
+    get = {
+        k: legs[k][events].ravel()
+        for k in (
+            "pt",
+            "eta",
+            "phi",
+            "mass",
+            "charge",
+            "kind",
+            "decay_mode",
+            "gen_tau",
+            "top_match",
+        )
+    }
+    cols = {
+        "event": events.astype(np.int64),
+        "process": np.full(n, process, np.int32),
+        "channel": channel.astype(np.int32),
+    }
     had = get["kind"] == td.HADRONIC
-    tau, order = collection(ev2[had], n, get["pt"][had], pt=get["pt"][had],
-                             eta=get["eta"][had], phi=get["phi"][had], mass=get["mass"][had],
-                             charge=get["charge"][had], decayMode=get["decay_mode"][had],
-                             genTauIdx=get["gen_tau"][had], topMatch=get["top_match"][had])
+    tau, order = collection(
+        ev2[had],
+        n,
+        get["pt"][had],
+        pt=get["pt"][had],
+        eta=get["eta"][had],
+        phi=get["phi"][had],
+        mass=get["mass"][had],
+        charge=get["charge"][had],
+        decayMode=get["decay_mode"][had],
+        genTauIdx=get["gen_tau"][had],
+        topMatch=get["top_match"][had],
+    )
     cols["Tau"] = tau
     # index of each hadronic leg inside its event's Tau collection, for PFCand_tauIdx
     leg_label = (2 * events[:, None] + np.array([0, 1])).ravel()[had][order]
@@ -43,10 +70,18 @@ def assemble(rec, charge, rng, legs, events, channel, jets, met, process):
     tau_index = dict(zip(leg_label.tolist(), (np.arange(len(leg_label)) - first).tolist()))
     for name, kind in (("Muon", td.MUON), ("Electron", td.ELECTRON)):
         sel = get["kind"] == kind
-        cols[name], _ = collection(ev2[sel], n, None, pt=get["pt"][sel], eta=get["eta"][sel],
-                                    phi=get["phi"][sel], mass=get["mass"][sel],
-                                    charge=get["charge"][sel], genTauIdx=get["gen_tau"][sel],
-                                    topMatch=get["top_match"][sel])
+        cols[name], _ = collection(
+            ev2[sel],
+            n,
+            None,
+            pt=get["pt"][sel],
+            eta=get["eta"][sel],
+            phi=get["phi"][sel],
+            mass=get["mass"][sel],
+            charge=get["charge"][sel],
+            genTauIdx=get["gen_tau"][sel],
+            topMatch=get["top_match"][sel],
+        )
     # PF candidates of the tau_h legs, smeared by type
     keep = np.isin(legs["pf_leg"] // 2, events)
     idx, leg = legs["pf_idx"][keep], legs["pf_leg"][keep]
@@ -56,19 +91,30 @@ def assemble(rec, charge, rng, legs, events, channel, jets, met, process):
     ppt_reco = cms.smear_pf(rng, ppt, peta, rec.p4[idx, 3], kind)
     pf_event = np.searchsorted(events, leg // 2)
     cols["PFCand"], _ = collection(
-        pf_event, n, ppt_reco, pt=ppt_reco, eta=peta, phi=pphi, mass=pm,
-        charge=q.astype(np.int32), pdgId=rec.id[idx].astype(np.int32),
-        tauIdx=np.array([tau_index[x] for x in leg.tolist()], dtype=np.int32))
+        pf_event,
+        n,
+        ppt_reco,
+        pt=ppt_reco,
+        eta=peta,
+        phi=pphi,
+        mass=pm,
+        charge=q.astype(np.int32),
+        pdgId=rec.id[idx].astype(np.int32),
+        tauIdx=np.array([tau_index[x] for x in leg.tolist()], dtype=np.int32),
+    )
     # jets above threshold in acceptance (the tau legs were not clustered)
     js = (jets["pt"] > 20.0) & (np.abs(jets["eta"]) < cms.JET_ETA_MAX)
-    cols["Jet"], _ = collection(jets["event"][js], n, jets["pt"][js],
-                                 **{k: jets[k][js] for k in ("pt", "eta", "phi", "mass")})
+    cols["Jet"], _ = collection(
+        jets["event"][js],
+        n,
+        jets["pt"][js],
+        **{k: jets[k][js] for k in ("pt", "eta", "phi", "mass")},
+    )
     cols.update({k: np.asarray(v, dtype=np.float64) for k, v in met.items()})
     gen = legs["gen"]
     if gen is None:  # ttbar: fake candidates, no generated tau pair
         empty = np.zeros(0)
-        cols["GenTau"] = {"_counts": np.zeros(n, np.int64),
-                          **{k: empty for k in _GEN_FIELDS}}
+        cols["GenTau"] = {"_counts": np.zeros(n, np.int64), **{k: empty for k in _GEN_FIELDS}}
         cols["GenBoson_mass"] = np.full(n, -1.0)
         cols["GenDiTau_mass"] = np.full(n, -1.0)
         return cols
@@ -77,17 +123,41 @@ def assemble(rec, charge, rng, legs, events, channel, jets, met, process):
     tpt, teta, tphi, tm = kinematics(tp4)
     vpt, veta, vphi, vm = kinematics(vp4)
     cols["GenTau"], _ = collection(
-        ev2, n, None, pt=tpt, eta=teta, phi=tphi, mass=tm,
-        charge=legs["charge"][events].ravel(), kind=gen["kind"][events].ravel(),
-        decayMode=gen["decay_mode"][events].ravel(), hasK0=gen["has_k0"][events].ravel(),
-        visPt=vpt, visEta=veta, visPhi=vphi, visMass=vm)
+        ev2,
+        n,
+        None,
+        pt=tpt,
+        eta=teta,
+        phi=tphi,
+        mass=tm,
+        charge=legs["charge"][events].ravel(),
+        kind=gen["kind"][events].ravel(),
+        decayMode=gen["decay_mode"][events].ravel(),
+        hasK0=gen["has_k0"][events].ravel(),
+        visPt=vpt,
+        visEta=veta,
+        visPhi=vphi,
+        visMass=vm,
+    )
     cols["GenBoson_mass"] = gen["boson_mass"][events]
     cols["GenDiTau_mass"] = kinematics(gen["tau_p4"][events].sum(1))[3]
     return cols
 
 
-_GEN_FIELDS = ("pt", "eta", "phi", "mass", "charge", "kind", "decayMode", "hasK0", "visPt",
-               "visEta", "visPhi", "visMass")
+_GEN_FIELDS = (
+    "pt",
+    "eta",
+    "phi",
+    "mass",
+    "charge",
+    "kind",
+    "decayMode",
+    "hasK0",
+    "visPt",
+    "visEta",
+    "visPhi",
+    "visMass",
+)
 
 
 def truncate(cols, n):

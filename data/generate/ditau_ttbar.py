@@ -50,8 +50,10 @@ def fake_legs(rec, charge, rng):
     partons, ptypes = _top_daughters(rec)
     _, p_eta, p_phi, _ = kinematics(rec.p4[np.maximum(partons, 0)])
     # prompt leptons: W -> e/mu, followed through their radiation copies to the final one
-    lep = bottom_copy(rec, np.where(np.isin(np.abs(rec.id[np.maximum(partons, 0)]), (11, 13)),
-                                    partons, -1).ravel())
+    lep = bottom_copy(
+        rec,
+        np.where(np.isin(np.abs(rec.id[np.maximum(partons, 0)]), (11, 13)), partons, -1).ravel(),
+    )
     lep = lep[(lep >= 0) & rec.is_final[np.maximum(lep, 0)]]
     visible = rec.is_final & ~td.is_neutrino(rec.id)
     _, eta_all, _, _ = kinematics(rec.p4)
@@ -59,8 +61,7 @@ def fake_legs(rec, charge, rng):
     visible[lep] = False
     use = np.nonzero(visible)[0]
     jets, constituents = cluster(rec.p4[use], rec.event[use], n, min_pt=MIN_PT)
-    cand = tau_candidates_from_jets(jets, constituents, rec.p4[use], charge[use],
-                                    rec.id[use])
+    cand = tau_candidates_from_jets(jets, constituents, rec.p4[use], charge[use], rec.id[use])
     cpt, ceta, cphi, cmass = kinematics(cand["p4"])
     cpt_reco = cpt * cms.tau_response(rng, cpt.shape)
     ok = cand["is_candidate"] & (cpt_reco > MIN_PT) & (np.abs(ceta) < cms.TAU_ETA_MAX)
@@ -71,8 +72,9 @@ def fake_legs(rec, charge, rng):
     # leptons: smeared, in acceptance
     lpt, leta, lphi, lmass = kinematics(rec.p4[lep])
     laid = np.abs(rec.id[lep])
-    lpt_reco = np.where(laid == 13, cms.smear_lepton_pt(rng, lpt, leta, 13),
-                        cms.smear_lepton_pt(rng, lpt, leta, 11))
+    lpt_reco = np.where(
+        laid == 13, cms.smear_lepton_pt(rng, lpt, leta, 13), cms.smear_lepton_pt(rng, lpt, leta, 11)
+    )
     lok = (lpt_reco > MIN_PT) & (np.abs(leta) < cms.LEPTON_ETA_MAX)
     lev = rec.event[lep]
 
@@ -105,19 +107,43 @@ def fake_legs(rec, charge, rng):
         for slot, row in ((0, pair[1]), (1, pair[2])):
             is_tau = slot == 1 or pair[0] == "tau"
             if is_tau:
-                _fill(legs, e, slot, cpt_reco[row], ceta[row], cphi[row], cmass[row],
-                      cand["charge"][row], td.HADRONIC,
-                      td.hps_decay_mode(cand["n_charged"][row],
-                                        (cand["n_photons"][row] + 1) // 2),
-                      match[row], cand["p4"][row], cms.TAU_RESPONSE["sigma"], in_met=False)
+                _fill(
+                    legs,
+                    e,
+                    slot,
+                    cpt_reco[row],
+                    ceta[row],
+                    cphi[row],
+                    cmass[row],
+                    cand["charge"][row],
+                    td.HADRONIC,
+                    td.hps_decay_mode(cand["n_charged"][row], (cand["n_photons"][row] + 1) // 2),
+                    match[row],
+                    cand["p4"][row],
+                    cms.TAU_RESPONSE["sigma"],
+                    in_met=False,
+                )
                 pf_idx.append(use[np.asarray(members[row])])
                 pf_leg.append(np.full(len(members[row]), 2 * e + slot))
             else:
                 kind = td.MUON if laid[row] == 13 else td.ELECTRON
-                table = cms.MUON_RES if kind == td.MUON else cms.ELECTRON_RES
-                rel = cms._binned_relative(lpt[row : row + 1], leta[row : row + 1], table)[0]
-                _fill(legs, e, slot, lpt_reco[row], leta[row], lphi[row], lmass[row],
-                      lcharge[row], kind, -1, 2, rec.p4[lep[row]], rel, in_met=True)
+                rel = cms.lepton_resolution(lpt[row : row + 1], leta[row : row + 1], laid[row])[0]
+                _fill(
+                    legs,
+                    e,
+                    slot,
+                    lpt_reco[row],
+                    leta[row],
+                    lphi[row],
+                    lmass[row],
+                    lcharge[row],
+                    kind,
+                    -1,
+                    2,
+                    rec.p4[lep[row]],
+                    rel,
+                    in_met=True,
+                )
     # prompt leptons that are no leg go back into the recoil (they are not clustered)
     used = np.zeros(len(lep), bool)
     for e in np.nonzero(legs["valid"])[0]:
@@ -134,16 +160,38 @@ def fake_legs(rec, charge, rng):
 
 
 def _empty_legs(n):
-    z = lambda dtype=float: np.zeros((n, 2), dtype)  # noqa: E731
-    return dict(valid=np.zeros(n, bool), pt=z(), eta=z(), phi=z(), mass=z(), rel_sigma=z(),
-                charge=z(np.int64), kind=z(np.int64), decay_mode=z(np.int64) - 1,
-                gen_tau=z(np.int64) - 1, top_match=z(np.int64), true_p4=np.zeros((n, 2, 4)),
-                in_met=z(bool))
+    def z(dtype=float):
+        return np.zeros((n, 2), dtype)
+
+    return dict(
+        valid=np.zeros(n, bool),
+        pt=z(),
+        eta=z(),
+        phi=z(),
+        mass=z(),
+        rel_sigma=z(),
+        charge=z(np.int64),
+        kind=z(np.int64),
+        decay_mode=z(np.int64) - 1,
+        gen_tau=z(np.int64) - 1,
+        top_match=z(np.int64),
+        true_p4=np.zeros((n, 2, 4)),
+        in_met=z(bool),
+    )
 
 
 def _fill(legs, e, s, pt, eta, phi, mass, q, kind, dm, match, p4, rel, in_met):
-    for key, val in (("pt", pt), ("eta", eta), ("phi", phi), ("mass", mass), ("charge", q),
-                     ("kind", kind), ("decay_mode", dm), ("top_match", match),
-                     ("rel_sigma", rel), ("in_met", in_met)):
+    for key, val in (
+        ("pt", pt),
+        ("eta", eta),
+        ("phi", phi),
+        ("mass", mass),
+        ("charge", q),
+        ("kind", kind),
+        ("decay_mode", dm),
+        ("top_match", match),
+        ("rel_sigma", rel),
+        ("in_met", in_met),
+    ):
         legs[key][e, s] = val
     legs["true_p4"][e, s] = p4

@@ -30,8 +30,12 @@ def make_pythia(settings, seed, *, ecm=13600.0):
     import pythia8mc
 
     py = pythia8mc.Pythia("", False)
-    for line in (*COMMON, f"Beams:eCM = {ecm}", f"Random:seed = {int(seed) % 900_000_000}",
-                 *settings):
+    for line in (
+        *COMMON,
+        f"Beams:eCM = {ecm}",
+        f"Random:seed = {int(seed) % 900_000_000}",
+        *settings,
+    ):
         if not py.readString(line):
             raise RuntimeError(f"Pythia rejected setting '{line}'")
     if not py.init():

@@ -74,10 +74,10 @@ def _smear_leptons(rng, rec, idx):
     flavour = np.abs(rec.id[np.maximum(idx, 0)])
     reco = pt.copy()
     rel = np.zeros_like(pt)
-    for fl, table in ((13, cms.MUON_RES), (11, cms.ELECTRON_RES)):
+    for fl in (13, 11):
         sel = (flavour == fl) & (idx >= 0)
         reco[sel] = cms.smear_lepton_pt(rng, pt[sel], eta[sel], fl)
-        rel[sel] = cms._binned_relative(pt[sel], eta[sel], table)
+        rel[sel] = cms.lepton_resolution(pt[sel], eta[sel], fl)
     charge = -np.sign(rec.id[np.maximum(idx, 0)])  # e-/mu- have positive PDG ids
     return {
         "pt": reco,

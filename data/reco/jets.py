@@ -32,8 +32,9 @@ def cluster(p4, event, n_events, *, radius=0.4, min_pt=15.0):
     import fastjet
 
     counts = np.bincount(event, minlength=n_events)
-    flat = ak.zip({"px": p4[:, 0], "py": p4[:, 1], "pz": p4[:, 2], "E": p4[:, 3]},
-                  with_name="Momentum4D")
+    flat = ak.zip(
+        {"px": p4[:, 0], "py": p4[:, 1], "pz": p4[:, 2], "E": p4[:, 3]}, with_name="Momentum4D"
+    )
     particles = ak.unflatten(flat, counts)
     sequence = fastjet.ClusterSequence(particles, _jet_definition(radius))
     jets = sequence.inclusive_jets(min_pt=min_pt)

@@ -34,5 +34,10 @@ def reconstruct_met(rng, objects, recoil_true, sum_et_unclustered):
     cov[:, 0, 0] += sigma_u**2
     cov[:, 1, 1] += sigma_u**2
     met_pt, met_phi = pt_phi(met_x, met_y)
-    return dict(MET_pt=met_pt, MET_phi=met_phi, MET_covXX=cov[:, 0, 0], MET_covXY=cov[:, 0, 1],
-                MET_covYY=cov[:, 1, 1])
+    return dict(
+        MET_pt=met_pt,
+        MET_phi=met_phi,
+        MET_covXX=cov[:, 0, 0],
+        MET_covXY=cov[:, 0, 1],
+        MET_covYY=cov[:, 1, 1],
+    )

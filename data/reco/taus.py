@@ -52,11 +52,20 @@ def tau_candidates_from_jets(jets, constituents, p4, charge, pdg):
     n_charged = np.bincount(owner[is_charged], minlength=n_jets)
     n_photons = np.bincount(owner[is_photon], minlength=n_jets)
     q = np.bincount(owner[is_charged], weights=charge[idx][is_charged], minlength=n_jets)
-    cone = np.stack([np.bincount(owner[member], weights=p[member, k], minlength=n_jets)
-                     for k in range(4)], axis=1)
+    cone = np.stack(
+        [np.bincount(owner[member], weights=p[member, k], minlength=n_jets) for k in range(4)],
+        axis=1,
+    )
     mass = np.sqrt(np.maximum(cone[:, 3] ** 2 - (cone[:, :3] ** 2).sum(1), 0.0))
     ok = np.isin(n_charged, (1, 3)) & (np.abs(q) == 1) & (mass < MAX_CONE_MASS)
     members = ak.unflatten(idx[member], np.bincount(owner[member], minlength=n_jets))
-    return dict(event=event, jet=jet_in_event, p4=cone, n_charged=n_charged,
-                n_photons=n_photons, charge=np.rint(q).astype(np.int64), is_candidate=ok,
-                members=members)
+    return dict(
+        event=event,
+        jet=jet_in_event,
+        p4=cone,
+        n_charged=n_charged,
+        n_photons=n_photons,
+        charge=np.rint(q).astype(np.int64),
+        is_candidate=ok,
+        members=members,
+    )

@@ -58,9 +58,17 @@ PRESETS = {
     # ES patience 15, RLROP patience 10 down to 1e-6. Full-width heads (8 x 64) alone would hold
     # 1.05M weights, so the talk's ~800k parameters imply narrower heads: key_dim 32 and
     # ff_dim 256 give ~0.87M.
-    "seed": TPMTConfig(d_model=512, num_heads=8, num_blocks=1, key_dim=32, ff_dim=256,
-                       head_dim=128,
-                       learning_rate=1e-4, batch_size=1024, epochs=200),
+    "seed": TPMTConfig(
+        d_model=512,
+        num_heads=8,
+        num_blocks=1,
+        key_dim=32,
+        ff_dim=256,
+        head_dim=128,
+        learning_rate=1e-4,
+        batch_size=1024,
+        epochs=200,
+    ),
     # Small default that trains in minutes on a laptop CPU (2 cores).
     "cpu": TPMTConfig(),
 }

@@ -20,14 +20,24 @@ DEFAULT_EVENTS = {"flat": 30000, "dy": 10000, "h125": 10000, "ttbar": 5000, "bsm
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m models.tpmt.fit", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m models.tpmt.fit", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--preset", default="cpu", help="cpu (default, small) or seed (the talk's)")
     p.add_argument("--strategy", default="flat", choices=tuple(STRATEGIES))
     p.add_argument("--channel", default="all", help="all, tauh-tauh, mu-tauh or e-tauh")
-    p.add_argument("--data", nargs="+", default=None,
-                   help="training ROOT files (default: generated samples for the strategy)")
-    p.add_argument("--events", type=int, default=None,
-                   help="events per generated default sample (default: 30k flat)")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=None,
+        help="training ROOT files (default: generated samples for the strategy)",
+    )
+    p.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="events per generated default sample (default: 30k flat)",
+    )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
@@ -46,25 +56,41 @@ def default_sample(process, n_events, seed, cache):
         from data.generate.__main__ import run
 
         os.makedirs(cache, exist_ok=True)
-        print(f"generating {n_events} {process} events into {path} (once; cached after)",
-              file=sys.stderr)
+        print(
+            f"generating {n_events} {process} events into {path} (once; cached after)",
+            file=sys.stderr,
+        )
         run(process, n_events, seed, path, workers=max(1, min(4, os.cpu_count() or 1)))
     return path
 
 
 def main_impl(args):
-    from data.ditau import LEG_FEATURES, MET_FEATURES, MAX_JETS, MAX_PRODUCTS, load
-    from data.ditau import JET_FEATURES, PRODUCT_FEATURES
+    from data.ditau import (
+        JET_FEATURES,
+        LEG_FEATURES,
+        MAX_JETS,
+        MAX_PRODUCTS,
+        MET_FEATURES,
+        PRODUCT_FEATURES,
+        load,
+    )
     from models import training
     from models.tpmt.config import get_config
     from models.tpmt.model import build_model, compile_model
 
     try:
-        config = get_config(args.preset, epochs=args.epochs, batch_size=args.batch_size,
-                            learning_rate=args.learning_rate, n_leg_features=len(LEG_FEATURES),
-                            n_products=MAX_PRODUCTS, n_product_features=len(PRODUCT_FEATURES),
-                            n_jets=MAX_JETS, n_jet_features=len(JET_FEATURES),
-                            n_met_features=len(MET_FEATURES))
+        config = get_config(
+            args.preset,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            n_leg_features=len(LEG_FEATURES),
+            n_products=MAX_PRODUCTS,
+            n_product_features=len(PRODUCT_FEATURES),
+            n_jets=MAX_JETS,
+            n_jet_features=len(JET_FEATURES),
+            n_met_features=len(MET_FEATURES),
+        )
     except ValueError as err:
         raise UserError(str(err)) from None
     if config.epochs <= 0 or config.batch_size <= 0 or config.learning_rate <= 0:
@@ -73,7 +99,8 @@ def main_impl(args):
         raise UserError(f"--events must be at least 10, got {args.events}")
     files = args.data or [
         default_sample(p, args.events or DEFAULT_EVENTS[p], args.seed, args.cache)
-        for p in STRATEGIES[args.strategy]]
+        for p in STRATEGIES[args.strategy]
+    ]
     d = load(files, channel=args.channel, drop_nonfinite=args.drop_nonfinite)
     if d["targets"] is None:
         raise UserError(f"{files[0]} has no generator truth (GenTau_*): cannot train on it")
@@ -84,17 +111,29 @@ def main_impl(args):
     train_idx, val_idx = training.split_indices(n, (0.8, 0.2), seed=args.seed)
     x, y = d["inputs"], _target_matrix(d["targets"])
     xt = training.take(x, train_idx)
-    stats = {"legs": training.masked_stats(xt["legs"]),
-             "products": training.masked_stats(xt["products"], xt["product_mask"]),
-             "jets": training.masked_stats(xt["jets"], xt["jet_mask"]),
-             "met": training.masked_stats(xt["met"])}
+    stats = {
+        "legs": training.masked_stats(xt["legs"]),
+        "products": training.masked_stats(xt["products"], xt["product_mask"]),
+        "jets": training.masked_stats(xt["jets"], xt["jet_mask"]),
+        "met": training.masked_stats(xt["met"]),
+    }
     model = compile_model(build_model(config, stats), config)
-    print(f"TPMT preset {args.preset}: {model.count_params()} parameters, {len(train_idx)} "
-          f"training and {len(val_idx)} validation events", file=sys.stderr)
+    print(
+        f"TPMT preset {args.preset}: {model.count_params()} parameters, {len(train_idx)} "
+        f"training and {len(val_idx)} validation events",
+        file=sys.stderr,
+    )
     run_config = {"args": vars(args), "config": config.to_dict(), "files": files}
-    training.fit(model, (xt, y[train_idx]), (training.take(x, val_idx), y[val_idx]), config,
-                 model_name="tpmt", out_dir=args.out, run_config=run_config,
-                 verbose=0 if args.quiet else 2)
+    training.fit(
+        model,
+        (xt, y[train_idx]),
+        (training.take(x, val_idx), y[val_idx]),
+        config,
+        model_name="tpmt",
+        out_dir=args.out,
+        run_config=run_config,
+        verbose=0 if args.quiet else 2,
+    )
     path = os.path.join(args.out, "tpmt.keras")
     model.save(path)
     print(f"saved {path}")

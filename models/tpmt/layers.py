@@ -25,8 +25,9 @@ class TokenType(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def build(self, input_shape):
-        self.embedding = self.add_weight(name="embedding", shape=(input_shape[-1],),
-                                         initializer="random_normal")
+        self.embedding = self.add_weight(
+            name="embedding", shape=(input_shape[-1],), initializer="random_normal"
+        )
 
     def call(self, x):
         return x + self.embedding
@@ -50,8 +51,9 @@ class TokenMask(keras.layers.Layer):
         b = ops.shape(product_mask)[0]
         lead = ops.ones((b, self.n_leading), dtype="bool")
         trail = ops.ones((b, self.n_trailing), dtype="bool")
-        return ops.concatenate([lead, ops.cast(product_mask, "bool"), ops.cast(jet_mask, "bool"),
-                                trail], axis=1)
+        return ops.concatenate(
+            [lead, ops.cast(product_mask, "bool"), ops.cast(jet_mask, "bool"), trail], axis=1
+        )
 
     def compute_output_shape(self, input_shapes):
         p, j = input_shapes
@@ -83,7 +85,8 @@ class EncoderBlock(keras.layers.Layer):
         self.norm1 = keras.layers.LayerNormalization(epsilon=1e-5)
         self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5)
         self.attention = keras.layers.MultiHeadAttention(
-            self.num_heads, self.key_dim, dropout=self.dropout)
+            self.num_heads, self.key_dim, dropout=self.dropout
+        )
         self.ff1 = keras.layers.Dense(self.ff_dim, activation=gelu_tanh)
         self.ff2 = keras.layers.Dense(self.d_model)
         self.drop = keras.layers.Dropout(self.dropout)
@@ -98,8 +101,10 @@ class EncoderBlock(keras.layers.Layer):
         mask = ops.cast(mask, "bool")
         attention_mask = ops.logical_and(mask[:, None, :], ops.ones_like(mask)[:, :, None])
         h = self.norm1(x)
-        x = x + self.drop(self.attention(h, h, attention_mask=attention_mask, training=training),
-                          training=training)
+        x = x + self.drop(
+            self.attention(h, h, attention_mask=attention_mask, training=training),
+            training=training,
+        )
         h = self.norm2(x)
         return x + self.drop(self.ff2(self.ff1(h)), training=training)
 
@@ -107,8 +112,14 @@ class EncoderBlock(keras.layers.Layer):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
-                "key_dim": self.key_dim, "ff_dim": self.ff_dim, "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "d_model": self.d_model,
+            "num_heads": self.num_heads,
+            "key_dim": self.key_dim,
+            "ff_dim": self.ff_dim,
+            "dropout": self.dropout,
+        }
 
 
 @keras.saving.register_keras_serializable(package="hepformers")
@@ -129,8 +140,9 @@ class CollinearDiTau(keras.layers.Layer):
     def call(self, inputs):
         delta, legs, kinematics = inputs
         pt = ops.exp(legs[..., self.log_pt_index] + delta)
-        p4 = physics.p4_from_ptetaphim(pt, kinematics[..., 0], kinematics[..., 1],
-                                       ops.full_like(pt, TAU_MASS))
+        p4 = physics.p4_from_ptetaphim(
+            pt, kinematics[..., 0], kinematics[..., 1], ops.full_like(pt, TAU_MASS)
+        )
         mass = physics.invariant_mass(ops.sum(p4, axis=1))
         return ops.concatenate([pt, mass[:, None]], axis=-1)
 

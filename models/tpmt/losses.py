@@ -23,8 +23,14 @@ def tpmt_loss(y_true, y_pred, lambda_tau=1.0, lambda_m=1e-2):
 class TPMTLoss(keras.losses.Loss):
     """The two-term TPMT loss; log its terms with `TauPtMAE` and `MassMAE` metrics."""
 
-    def __init__(self, lambda_tau=1.0, lambda_m=1e-2, name="tpmt_loss", reduction="sum_over_batch_size",
-                 dtype=None):
+    def __init__(
+        self,
+        lambda_tau=1.0,
+        lambda_m=1e-2,
+        name="tpmt_loss",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.lambda_tau = lambda_tau
         self.lambda_m = lambda_m

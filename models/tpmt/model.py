@@ -37,21 +37,29 @@ def build_model(config, stats=None):
     def embed(x, name):
         mean, var = (stats or {}).get(name, (0.0, 1.0))
         n = x.shape[-1]
-        x = keras.layers.Normalization(mean=np.broadcast_to(mean, n).tolist(),
-                                       variance=np.broadcast_to(var, n).tolist(),
-                                       name=f"{name}_standardise")(x)
+        x = keras.layers.Normalization(
+            mean=np.broadcast_to(mean, n).tolist(),
+            variance=np.broadcast_to(var, n).tolist(),
+            name=f"{name}_standardise",
+        )(x)
         x = keras.layers.Dense(c.d_model, name=f"{name}_projection")(x)
         return TokenType(name=f"{name}_type")(x)
 
     met_token = keras.layers.Reshape((1, c.n_met_features), name="met_token")(met)
     tokens = keras.layers.Concatenate(axis=1, name="tokens")(
-        [embed(legs, "legs"), embed(products, "products"), embed(jets, "jets"),
-         embed(met_token, "met")])  # (B, 2 + P + J + 1, d)
+        [
+            embed(legs, "legs"),
+            embed(products, "products"),
+            embed(jets, "jets"),
+            embed(met_token, "met"),
+        ]
+    )  # (B, 2 + P + J + 1, d)
     mask = TokenMask(n_leading=2, n_trailing=1, name="token_mask")([product_mask, jet_mask])
     h = tokens
     for i in range(c.num_blocks):
-        h = EncoderBlock(c.d_model, c.num_heads, c.key_dim, c.ff_dim, c.dropout, name=f"encoder_{i}")(
-            [h, mask])
+        h = EncoderBlock(
+            c.d_model, c.num_heads, c.key_dim, c.ff_dim, c.dropout, name=f"encoder_{i}"
+        )([h, mask])
     h = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(h)
     n_tokens = 2 + c.n_products + c.n_jets + 1
     h = keras.layers.Cropping1D((0, n_tokens - 2), name="leg_tokens")(h)  # (B, 2, d)
@@ -67,9 +75,11 @@ def compile_model(model, config):
     """Adam + the two-term TPMT loss, with each term logged as a metric."""
     from models.tpmt.losses import MassMAE, TauPtMAE, TPMTLoss
 
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                  loss=TPMTLoss(config.lambda_tau, config.lambda_m),
-                  metrics=[TauPtMAE(), MassMAE()])
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=TPMTLoss(config.lambda_tau, config.lambda_m),
+        metrics=[TauPtMAE(), MassMAE()],
+    )
     return model
 
 

@@ -100,7 +100,7 @@ def gated_gelu(multivectors, scalars=None):
 
 
 def embed_vector(p):
-    """Four-vectors (..., 4) as (px, py, pz, E) -> multivectors (..., 16), grade 1 = (E, px, py, pz)."""
+    """Four-vectors (..., 4) (px, py, pz, E) -> multivectors (..., 16), grade 1 = (E, px, ...)."""
     return ops.matmul(p, _const(_VEC_TO_MV, p))
 
 

@@ -1,9 +1,8 @@
 """TPMT layers, loss and model: configs, save/load, masks and hand-computed physics."""
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from models.tpmt.config import get_config
 from models.tpmt.layers import TAU_MASS, CollinearDiTau, EncoderBlock, TokenMask, TokenType
@@ -30,10 +29,15 @@ def random_inputs(n=6, seed=0, config=TINY):
     return x
 
 
-@pytest.mark.parametrize("layer", [
-    TokenType(), TokenMask(n_leading=2, n_trailing=1),
-    EncoderBlock(d_model=16, num_heads=2, key_dim=8, ff_dim=32, dropout=0.1),
-    CollinearDiTau(log_pt_index=0)])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        TokenType(),
+        TokenMask(n_leading=2, n_trailing=1),
+        EncoderBlock(d_model=16, num_heads=2, key_dim=8, ff_dim=32, dropout=0.1),
+        CollinearDiTau(log_pt_index=0),
+    ],
+)
 def test_layer_config_round_trip(layer):
     assert_layer_config_round_trip(layer)
 
@@ -62,12 +66,14 @@ def test_collinear_ditau_general_event_matches_numpy():
     legs = np.zeros((5, 2, 12), "float32")
     legs[..., 0] = np.log(rng.uniform(20, 100, (5, 2)))
     delta = rng.normal(0, 0.3, (5, 2)).astype("float32")
-    kin = np.stack([rng.uniform(-2, 2, (5, 2)), rng.uniform(-3, 3, (5, 2)),
-                    np.ones((5, 2))], -1).astype("float32")
+    kin = np.stack(
+        [rng.uniform(-2, 2, (5, 2)), rng.uniform(-3, 3, (5, 2)), np.ones((5, 2))], -1
+    ).astype("float32")
     out = keras.ops.convert_to_numpy(CollinearDiTau()([delta, legs, kin]))
     pt = np.exp(legs[..., 0] + delta)
-    p = np.stack([pt * np.cos(kin[..., 1]), pt * np.sin(kin[..., 1]),
-                  pt * np.sinh(kin[..., 0])], -1)
+    p = np.stack(
+        [pt * np.cos(kin[..., 1]), pt * np.sin(kin[..., 1]), pt * np.sinh(kin[..., 0])], -1
+    )
     e = np.sqrt((p**2).sum(-1) + TAU_MASS**2)
     tot_p, tot_e = p.sum(1), e.sum(1)
     m = np.sqrt(tot_e**2 - (tot_p**2).sum(-1))
@@ -91,7 +97,7 @@ def test_padded_objects_do_not_change_outputs():
     x2["products"][~x["product_mask"]] = 123.0
     x2["jets"][~x["jet_mask"]] = -77.0
     np.testing.assert_allclose(model.predict(x2, verbose=0), y, rtol=1e-5, atol=1e-4)
-    
+
 
 def test_untrained_model_returns_reco_pt():
     # the regression head starts at zero: predicted pT = reconstructed pT
@@ -112,7 +118,12 @@ def test_model_save_load_round_trip_fresh_process(tmp_path):
 def test_seed_preset_matches_talk():
     c = get_config("seed")
     assert (c.num_blocks, c.num_heads, c.d_model, c.batch_size, c.learning_rate) == (
-        1, 8, 512, 1024, 1e-4)
+        1,
+        8,
+        512,
+        1024,
+        1e-4,
+    )
     n = build_model(c).count_params()
     assert 700_000 < n < 1_000_000  # the talk: ~800k trainable parameters
 
