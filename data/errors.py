@@ -1,6 +1,7 @@
 """User errors and the CLI wrapper that turns them into one line and exit status 2."""
 
 import functools
+import os
 import sys
 
 
@@ -16,6 +17,10 @@ def cli(main):
 
     @functools.wraps(main)
     def wrapper(argv=None):
+        # TensorFlow's C++ start-up chatter would bury the one-line messages of the CLIs; oneDNN's
+        # reordered float sums are off too, so reruns give the same numbers.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
         try:
             return main(argv)
         except UserError as err:

@@ -25,9 +25,20 @@ SAMPLES = ("ditau",)
 PROCESS_NAMES = {0: "flat", 1: "h125", 2: "dy", 3: "ttbar", 4: "bsm350"}
 CHANNEL_NAMES = {0: r"$\tau_h\tau_h$", 1: r"$\mu\tau_h$", 2: r"$e\tau_h$"}
 CHANNEL_KEYS = {0: "tauh-tauh", 1: "mu-tauh", 2: "e-tauh"}
-EVENT_BRANCHES = ["process", "channel", "GenDiTau_mass", "GenBoson_mass", "MET_pt", "MET_phi",
-                  "GenMET_pt", "GenMET_phi", "MET_covXX", "MET_covYY"]
+EVENT_BRANCHES = [
+    "process",
+    "channel",
+    "GenDiTau_mass",
+    "GenBoson_mass",
+    "MET_pt",
+    "MET_phi",
+    "GenMET_pt",
+    "GenMET_phi",
+    "MET_covXX",
+    "MET_covYY",
+]
 GEN_BRANCHES = ["GenTau_kind", "GenTau_decayMode"]
+MASS_PNGS = ("mass_vis.png", "mass_ditau_true.png", "mass_boson_true.png")
 HADRONIC_GROUPS = ("h", "h pi0", "h >=2pi0", "3h", "3h >=1pi0", "other")
 
 
@@ -36,8 +47,11 @@ def parse_args(argv):
     p.add_argument("sample", choices=SAMPLES, help="sample family")
     p.add_argument("files", nargs="+", help="ROOT files with an Events tree")
     p.add_argument("--out", default="validation", help="output folder (default validation/)")
-    p.add_argument("--drop-nonfinite", action="store_true",
-                   help="drop events with NaN or inf values instead of failing")
+    p.add_argument(
+        "--drop-nonfinite",
+        action="store_true",
+        help="drop events with NaN or inf values instead of failing",
+    )
     return p.parse_args(argv)
 
 
@@ -60,8 +74,9 @@ def mass_plots(out, name, xlabel, mass, process, channel, bins):
             m = mass[(process == pr) & (channel == ch) & (mass > 0)]
             if len(m) == 0:
                 continue
-            stats[f"{pname}/{CHANNEL_KEYS[ch]}"] = dict(n=len(m), mean=float(m.mean()),
-                                                       median=float(np.median(m)))
+            stats[f"{pname}/{CHANNEL_KEYS[ch]}"] = dict(
+                n=len(m), mean=float(m.mean()), median=float(np.median(m))
+            )
             hist, edges = np.histogram(m, bins)
             hep.histplot(hist, edges, density=True, ax=ax, label=f"{pname} ({len(m)})")
         ax.set_xlabel(xlabel)
@@ -86,8 +101,8 @@ def decay_mode_table(kind, decay_mode, has_k0):
         row = dict(group=g, n=k, fraction=f, error=np.sqrt(f * (100 - f) / max(n, 1)), pdg=ref)
         if g in HADRONIC_GROUPS:
             fh = 100.0 * k / max(n_had, 1)
-            row.update(hadronic_fraction=fh, hadronic_error=np.sqrt(fh * (100 - fh) / max(n_had, 1)),
-                       hadronic_pdg=100.0 * ref / had_pdg)
+            err = np.sqrt(fh * (100 - fh) / max(n_had, 1))
+            row.update(hadronic_fraction=fh, hadronic_error=err, hadronic_pdg=100 * ref / had_pdg)
         rows.append(row)
     return rows, n
 
@@ -97,12 +112,19 @@ def decay_mode_plot(out, rows, n_taus):
     import mplhep as hep
 
     fig, axes = plt.subplots(1, 2, figsize=(24, 10))
-    for ax, prefix, title in ((axes[0], "", "all generated taus of selected events"),
-                              (axes[1], "hadronic_", "hadronic taus, renormalised")):
+    for ax, prefix, title in (
+        (axes[0], "", "all generated taus of selected events"),
+        (axes[1], "hadronic_", "hadronic taus, renormalised"),
+    ):
         sel = [r for r in rows if f"{prefix}fraction" in r]
         x = np.arange(len(sel))
-        ax.bar(x - 0.2, [r[f"{prefix}fraction"] for r in sel], 0.4,
-               yerr=[r[f"{prefix}error"] for r in sel], label=f"generated ({n_taus} taus)")
+        ax.bar(
+            x - 0.2,
+            [r[f"{prefix}fraction"] for r in sel],
+            0.4,
+            yerr=[r[f"{prefix}error"] for r in sel],
+            label=f"generated ({n_taus} taus)",
+        )
         ax.bar(x + 0.2, [r[f"{prefix}pdg"] for r in sel], 0.4, label="PDG 2024")
         ax.set_xticks(x, [r["group"] for r in sel], rotation=30)
         ax.set_xlabel(r"$\tau$ decay mode")
@@ -123,24 +145,40 @@ def met_resolution(out, a):
         d = a["MET_pt"] * trig(a["MET_phi"]) - a["GenMET_pt"] * trig(a["GenMET_phi"])
         sigma = np.sqrt(a[f"MET_cov{c.upper()}{c.upper()}"])
         res[c] = (d, d / sigma)
-        summary[c] = dict(rms=float(np.sqrt(np.mean(d**2))), mean=float(d.mean()),
-                          mean_sigma=float(sigma.mean()), pull_mean=float((d / sigma).mean()),
-                          pull_std=float((d / sigma).std()))
+        summary[c] = dict(
+            rms=float(np.sqrt(np.mean(d**2))),
+            mean=float(d.mean()),
+            mean_sigma=float(sigma.mean()),
+            pull_mean=float((d / sigma).mean()),
+            pull_std=float((d / sigma).std()),
+        )
     fig, axes = plt.subplots(1, 2, figsize=(24, 10))
     for c in ("x", "y"):
         s = summary[c]
         hist, edges = np.histogram(res[c][0], np.linspace(-100, 100, 41))
-        hep.histplot(hist, edges, ax=axes[0],
-                     label=f"{c}: RMS {s['rms']:.1f}, <sigma> {s['mean_sigma']:.1f} GeV")
+        hep.histplot(
+            hist,
+            edges,
+            ax=axes[0],
+            label=f"{c}: RMS {s['rms']:.1f}, <sigma> {s['mean_sigma']:.1f} GeV",
+        )
         hist, edges = np.histogram(res[c][1], np.linspace(-5, 5, 41))
-        hep.histplot(hist, edges, ax=axes[1],
-                     label=f"{c}: mean {s['pull_mean']:.2f}, std {s['pull_std']:.2f}")
+        hep.histplot(
+            hist,
+            edges,
+            ax=axes[1],
+            label=f"{c}: mean {s['pull_mean']:.2f}, std {s['pull_std']:.2f}",
+        )
     z = np.linspace(-5, 5, 200)
-    axes[1].plot(z, len(res["x"][1]) * 0.25 * np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi), "k--",
-                 label="N(0, 1)")
+    axes[1].plot(
+        z,
+        len(res["x"][1]) * 0.25 * np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi),
+        "k--",
+        label="N(0, 1)",
+    )
     axes[0].set_xlabel(r"$E_{T,c}^{miss} - E_{T,c}^{miss,gen}$ [GeV]")
     axes[0].set_ylabel("Events / 5 GeV")
-    axes[1].set_xlabel(r"$(E_{T,c}^{miss} - E_{T,c}^{miss,gen}) / \sigma_c$,  $\sigma_c^2 = V_{cc}$")
+    axes[1].set_xlabel(r"$(E_{T,c}^{miss} - E_{T,c}^{miss,gen}) / \sigma_c$, $\sigma_c^2 = V_{cc}$")
     axes[1].set_ylabel("Events / 0.25")
     for ax in axes:
         ax.legend(fontsize=16)
@@ -158,8 +196,10 @@ def validate(files, out, *, drop_nonfinite=False):
 
     from data.ditau import load
 
-    a = {k: ak.to_numpy(v) for k, v in io.read_branches(
-        files, EVENT_BRANCHES, drop_nonfinite=drop_nonfinite).items()}
+    a = {
+        k: ak.to_numpy(v)
+        for k, v in io.read_branches(files, EVENT_BRANCHES, drop_nonfinite=drop_nonfinite).items()
+    }
     gen = io.read_branches(files, GEN_BRANCHES, drop_nonfinite=drop_nonfinite)
     try:
         has_k0 = io.read_branches(files, ["GenTau_hasK0"], drop_nonfinite=drop_nonfinite)
@@ -178,14 +218,22 @@ def validate(files, out, *, drop_nonfinite=False):
     hep.style.use("CMS")
     summary = dict(files=[str(f) for f in files], n_events=len(a["process"]))
     bins = np.linspace(0, 400, 41)
-    summary["m_vis"] = mass_plots(out, "mass_vis.png", r"$m_{vis}$ [GeV]", loaded["m_vis"],
-                                  loaded["process"], loaded["channel"], bins)
-    summary["GenDiTau_mass"] = mass_plots(out, "mass_ditau_true.png", r"$m_{\tau\tau}^{gen}$ [GeV]",
-                                          a["GenDiTau_mass"], a["process"], a["channel"], bins)
-    summary["GenBoson_mass"] = mass_plots(out, "mass_boson_true.png", r"$m_{X}^{gen}$ [GeV]",
-                                          a["GenBoson_mass"], a["process"], a["channel"], bins)
-    rows, n_taus = decay_mode_table(kind, dm, has_k0 if has_k0 is not None else np.zeros_like(
-        kind, dtype=bool))
+    masses = (
+        ("m_vis", r"$m_{vis}$ [GeV]", loaded["m_vis"], loaded["process"], loaded["channel"]),
+        (
+            "GenDiTau_mass",
+            r"$m_{\tau\tau}^{gen}$ [GeV]",
+            a["GenDiTau_mass"],
+            a["process"],
+            a["channel"],
+        ),
+        ("GenBoson_mass", r"$m_{X}^{gen}$ [GeV]", a["GenBoson_mass"], a["process"], a["channel"]),
+    )
+    for (key, label, mass, process, channel), png in zip(masses, MASS_PNGS):
+        summary[key] = mass_plots(out, png, label, mass, process, channel, bins)
+    rows, n_taus = decay_mode_table(
+        kind, dm, has_k0 if has_k0 is not None else np.zeros_like(kind, dtype=bool)
+    )
     summary["decay_modes"] = dict(n_taus=n_taus, has_k0_flag=has_k0 is not None, rows=rows)
     if n_taus:
         decay_mode_plot(out, rows, n_taus)
@@ -201,12 +249,16 @@ def print_summary(s):
     for r in s["decay_modes"]["rows"]:
         line = f"{r['group']:>10} {r['fraction']:6.2f} ± {r['error']:4.2f} {r['pdg']:6.2f}"
         if "hadronic_fraction" in r:
-            line += (f" {r['hadronic_fraction']:6.2f} ± {r['hadronic_error']:4.2f} "
-                     f"{r['hadronic_pdg']:10.2f}")
+            line += (
+                f" {r['hadronic_fraction']:6.2f} ± {r['hadronic_error']:4.2f} "
+                f"{r['hadronic_pdg']:10.2f}"
+            )
         print(line)
     for c, m in s["met"].items():
-        print(f"MET {c}: RMS(MET - GenMET) {m['rms']:.1f} GeV, mean sqrt(cov) {m['mean_sigma']:.1f}"
-              f" GeV, pull mean {m['pull_mean']:.2f} std {m['pull_std']:.2f}")
+        print(
+            f"MET {c}: RMS(MET - GenMET) {m['rms']:.1f} GeV, mean sqrt(cov) {m['mean_sigma']:.1f}"
+            f" GeV, pull mean {m['pull_mean']:.2f} std {m['pull_std']:.2f}"
+        )
 
 
 @cli

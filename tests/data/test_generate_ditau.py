@@ -56,8 +56,14 @@ def _check_genuine(a):
         assert ak.all((idx == 0) | (idx == 1))
         assert ak.all(a[f"{coll}_topMatch"] == 0)
         assert ak.all(a.GenTau_charge[idx] == a[f"{coll}_charge"])  # leg charge = tau charge
-    kinds = ak.concatenate([a.Muon_genTauIdx * 0 + td.MUON, a.Electron_genTauIdx * 0
-                            + td.ELECTRON, a.Tau_genTauIdx * 0 + td.HADRONIC], axis=1)
+    kinds = ak.concatenate(
+        [
+            a.Muon_genTauIdx * 0 + td.MUON,
+            a.Electron_genTauIdx * 0 + td.ELECTRON,
+            a.Tau_genTauIdx * 0 + td.HADRONIC,
+        ],
+        axis=1,
+    )
     idx = ak.concatenate([a.Muon_genTauIdx, a.Electron_genTauIdx, a.Tau_genTauIdx], axis=1)
     assert ak.all(a.GenTau_kind[idx] == kinds)  # each leg points at a tau of its kind
     assert ak.all(ak.sort(idx, axis=1) == ak.Array([[0, 1]] * len(idx)))  # both taus are legs
@@ -134,8 +140,7 @@ def _raw_taus(n_events, seed):
     settings, boson = streams("h125")[0]
     py = make_pythia(settings, seed)
     rec = flatten_batch(py.nextBatch(n_events, "skip"))
-    legs = ditau_events.genuine_legs(rec, ChargeTable(py)(rec.id), np.random.default_rng(0),
-                                     boson)
+    legs = ditau_events.genuine_legs(rec, ChargeTable(py)(rec.id), np.random.default_rng(0), boson)
     return legs["valid"], legs["gen"]
 
 
@@ -158,8 +163,9 @@ def test_visible_plus_neutrinos_is_tau(raw_taus):
 
 
 def _fraction_table(valid, gen):
-    groups = td.pdg_group(gen["kind"][valid].ravel(), gen["decay_mode"][valid].ravel(),
-                          gen["has_k0"][valid].ravel())
+    groups = td.pdg_group(
+        gen["kind"][valid].ravel(), gen["decay_mode"][valid].ravel(), gen["has_k0"][valid].ravel()
+    )
     n = len(groups)
     print(f"\ndecay modes of {n} generated taus (ggH 125)")
     print(f"{'group':>10} {'gen %':>7} {'PDG %':>7} {'diff':>6} {'sigma':>6}")

@@ -13,9 +13,11 @@ def _columns(n=6, seed=0):
     rng = np.random.default_rng(seed)
     counts = rng.integers(0, 4, n)
     total = int(counts.sum())
-    tau = {"pt": ak.unflatten(rng.uniform(20, 100, total), counts),
-           "eta": ak.unflatten(rng.uniform(-2.3, 2.3, total), counts),
-           "decayMode": ak.unflatten(rng.integers(0, 12, total).astype(np.int32), counts)}
+    tau = {
+        "pt": ak.unflatten(rng.uniform(20, 100, total), counts),
+        "eta": ak.unflatten(rng.uniform(-2.3, 2.3, total), counts),
+        "decayMode": ak.unflatten(rng.integers(0, 12, total).astype(np.int32), counts),
+    }
     return {"Tau": tau, "MET_pt": rng.uniform(0, 100, n), "event": np.arange(n, dtype=np.int64)}
 
 

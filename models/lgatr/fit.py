@@ -1,0 +1,202 @@
+"""`python -m models.lgatr.fit`: train L-GATr (or the plain transformer) on dilepton ttbar.
+
+With no arguments: generate (or reuse) the default dilepton ttbar sample in cache/ttbar, train
+the `default` preset and write saved_models/lgatr/lgatr.keras; `--model plain` trains the plain
+transformer of about the same size into saved_models/lgatr/plain.keras. The harness outputs
+(run_config.json, history.csv, train_summary.json) go to saved_models/lgatr/<model>/.
+
+Examples:
+    python -m models.lgatr.fit
+    python -m models.lgatr.fit --model plain
+    python -m models.lgatr.fit --data my_ttbar.root --preset large --mass-weight 0.1
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import time
+
+from data.errors import UserError, cli
+
+MODELS = ("lgatr", "plain")
+DEFAULT_EVENTS = 20000  # ~5 min of generation with 2 workers
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="python -m models.lgatr.fit", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--preset", default="default", help="default (small), large or seed")
+    p.add_argument("--model", default="lgatr", choices=MODELS, help="L-GATr or plain transformer")
+    p.add_argument(
+        "--data", nargs="+", default=None, help="training ROOT files (default: generated sample)"
+    )
+    p.add_argument(
+        "--events", type=int, default=None, help=f"generated events (default {DEFAULT_EVENTS})"
+    )
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: preset)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--mass-weight", type=float, default=None, help="weight of the m_tt loss term")
+    p.add_argument("--seed", type=int, default=1, help="random seed (sample, split, weights)")
+    p.add_argument("--out", default="saved_models/lgatr", help="output folder")
+    p.add_argument("--cache", default="cache/ttbar", help="folder of generated samples")
+    p.add_argument("--drop-nonfinite", action="store_true", help="drop events with NaN/inf")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
+    return p.parse_args(argv)
+
+
+def default_sample(n_events, seed, cache):
+    """Path of a cached generated dilepton ttbar sample, generating it first if needed."""
+    path = os.path.join(cache, f"ttbar_dilepton_seed{seed}_{n_events}.root")
+    if not os.path.exists(path):
+        from data.generate.__main__ import run
+
+        os.makedirs(cache, exist_ok=True)
+        print(
+            f"generating {n_events} dilepton ttbar events into {path} (once; cached after)",
+            file=sys.stderr,
+        )
+        workers = max(1, min(4, os.cpu_count() or 1))
+        run("ttbar_dilepton", n_events, seed, path, workers, sample="ttbar-dilepton")
+    return path
+
+
+def make_config(args):
+    """The preset with the CLI overrides and the loader's token and feature lists."""
+    from data.lgatr import MAX_JETS, SCALAR_FEATURES, tokens
+    from models.lgatr.config import get_config
+
+    overrides = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "mass_weight": args.mass_weight,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        config = get_config(
+            args.preset, objects=tokens(MAX_JETS), scalar_features=SCALAR_FEATURES, **overrides
+        )
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if config.epochs <= 0 or config.batch_size <= 0 or config.learning_rate <= 0:
+        raise UserError("--epochs, --batch-size and --learning-rate must be positive")
+    if config.mass_weight < 0:
+        raise UserError(f"--mass-weight must be non-negative, got {config.mass_weight}")
+    return config
+
+
+def check_inputs(config, inputs):
+    """The config's token count and scalar width must match the loaded arrays."""
+    n_tok, n_sc = inputs["scalars"].shape[1:]
+    if (config.n_objects, config.n_scalar) != (n_tok, n_sc) or inputs["fourvectors"].shape[1:] != (
+        n_tok,
+        4,
+    ):
+        raise ValueError(
+            f"config expects {config.n_objects} tokens x {config.n_scalar} scalars, the loader "
+            f"gives {n_tok} x {n_sc}"
+        )
+
+
+def compile_model(model, config):
+    """Adam + TopReconstructionLoss, with each loss term logged as a metric."""
+    import keras
+
+    from models.lgatr.losses import TopReconstructionLoss, loss_term_metrics
+
+    loss = TopReconstructionLoss(momentum_scale=config.momentum_scale, mass_weight=config.mass_weight)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss={"tops": loss},
+        metrics={"tops": loss_term_metrics(config.momentum_scale)},
+    )
+    return model
+
+
+def main_impl(args, argv=None):
+    from data.lgatr import load
+    from models import training
+    from models.lgatr import build_model, build_plain_transformer
+
+    config = make_config(args)
+    if args.events is not None and args.events < 10:
+        raise UserError(f"--events must be at least 10, got {args.events}")
+    if args.data and args.events is not None:
+        raise UserError("--events applies to the generated default sample, not to --data")
+    files = args.data or [default_sample(args.events or DEFAULT_EVENTS, args.seed, args.cache)]
+    d = load(files, drop_nonfinite=args.drop_nonfinite)
+    if d["targets"] is None:
+        raise UserError(f"{files[0]} has no generator truth (GenTop_*): cannot train on it")
+    x, y = d["inputs"], d["targets"]
+    check_inputs(config, x)
+    n = len(y["tops"])
+    if n < 10:
+        raise UserError(f"only {n} usable events in the training files")
+    training.set_seed(args.seed)
+    train_idx, val_idx = training.split_indices(n, (0.8, 0.2), seed=args.seed)
+    builder = build_model if args.model == "lgatr" else build_plain_transformer
+    model = compile_model(builder(config), config)
+    print(
+        f"{args.model} preset {args.preset}: {model.count_params()} parameters, "
+        f"{len(train_idx)} training and {len(val_idx)} validation events",
+        file=sys.stderr,
+    )
+    run_dir = os.path.join(args.out, args.model)
+    command = "python -m models.lgatr.fit " + shlex.join(sys.argv[1:] if argv is None else argv)
+    run_config = {
+        "args": vars(args),
+        "command": command,
+        "config": dataclasses.asdict(config),
+        "files": files,
+    }
+    start = time.perf_counter()
+    history = training.fit(
+        model,
+        (training.take(x, train_idx), training.take(y, train_idx)),
+        (training.take(x, val_idx), training.take(y, val_idx)),
+        config,
+        model_name=f"lgatr_{args.model}",
+        out_dir=run_dir,
+        run_config=run_config,
+        verbose=0 if args.quiet else 2,
+    )
+    seconds = time.perf_counter() - start
+    path = os.path.join(args.out, f"{args.model}.keras")
+    model.save(path)
+    # The final model holds the best weights (EarlyStopping restores them): drop the duplicate.
+    checkpoint = os.path.join(run_dir, "checkpoint.keras")
+    if os.path.exists(checkpoint):
+        os.remove(checkpoint)
+    val_loss = history.history.get("val_loss", [float("nan")])
+    summary = {
+        "command": command,
+        "model": args.model,
+        "preset": args.preset,
+        "parameters": int(model.count_params()),
+        "train_events": int(len(train_idx)),
+        "val_events": int(len(val_idx)),
+        "epochs_run": len(val_loss),
+        "best_val_loss": float(min(val_loss)),
+        "train_seconds": seconds,
+        "cpu_count": os.cpu_count(),
+        "file_bytes": os.path.getsize(path),
+    }
+    with open(os.path.join(run_dir, "train_summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    print(f"saved {path} ({summary['file_bytes'] / 1e6:.2f} MB, {seconds / 60:.1f} min)")
+    return path
+
+
+@cli
+def main(argv=None):
+    args = parse_args(argv)
+    main_impl(args, argv)
+
+
+if __name__ == "__main__":
+    main()
