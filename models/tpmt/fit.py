@@ -109,15 +109,9 @@ def main_impl(args):
         raise UserError(f"only {n} usable events in the training files")
     training.set_seed(args.seed)
     train_idx, val_idx = training.split_indices(n, (0.8, 0.2), seed=args.seed)
-    x, y = d["inputs"], _target_matrix(d["targets"])
+    x, y = d["inputs"], target_matrix(d["targets"])
     xt = training.take(x, train_idx)
-    stats = {
-        "legs": training.masked_stats(xt["legs"]),
-        "products": training.masked_stats(xt["products"], xt["product_mask"]),
-        "jets": training.masked_stats(xt["jets"], xt["jet_mask"]),
-        "met": training.masked_stats(xt["met"]),
-    }
-    model = compile_model(build_model(config, stats), config)
+    model = compile_model(build_model(config, input_stats(xt)), config)
     print(
         f"TPMT preset {args.preset}: {model.count_params()} parameters, {len(train_idx)} "
         f"training and {len(val_idx)} validation events",
@@ -140,10 +134,23 @@ def main_impl(args):
     return path
 
 
-def _target_matrix(targets):
+def target_matrix(targets):
+    """(N, 3) = (tau1 pT, tau2 pT, m_tautau), the layout of the model output."""
     import numpy as np
 
     return np.concatenate([targets["tau_pt"], targets["m_tautau"][:, None]], 1).astype("float32")
+
+
+def input_stats(x):
+    """Standardisation statistics of each token collection over real entries."""
+    from models import training
+
+    return {
+        "legs": training.masked_stats(x["legs"]),
+        "products": training.masked_stats(x["products"], x["product_mask"]),
+        "jets": training.masked_stats(x["jets"], x["jet_mask"]),
+        "met": training.masked_stats(x["met"]),
+    }
 
 
 @cli
