@@ -33,7 +33,7 @@ class TPMTConfig:
     key_dim: int = 16
     ff_dim: int = 128
     head_dim: int = 64
-    dropout: float = 0.0
+    dropout: float = 0.1
     lambda_tau: float = 1.0
     lambda_m: float = 1e-2
     learning_rate: float = 1e-3

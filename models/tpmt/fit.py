@@ -45,6 +45,11 @@ def parse_args(argv):
     p.add_argument("--out", default="saved_models/tpmt", help="output folder")
     p.add_argument("--cache", default="cache/ditau", help="folder of generated samples")
     p.add_argument("--drop-nonfinite", action="store_true", help="drop events with NaN/inf")
+    p.add_argument(
+        "--no-mirror",
+        action="store_true",
+        help="do not add the (eta, phi) -> (-eta, -phi) mirrored training events",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     return p.parse_args(argv)
 
@@ -65,6 +70,8 @@ def default_sample(process, n_events, seed, cache):
 
 
 def main_impl(args):
+    import numpy as np
+
     from data.ditau import (
         JET_FEATURES,
         LEG_FEATURES,
@@ -73,6 +80,7 @@ def main_impl(args):
         MET_FEATURES,
         PRODUCT_FEATURES,
         load,
+        mirror,
     )
     from models import training
     from models.tpmt.config import get_config
@@ -110,7 +118,11 @@ def main_impl(args):
     training.set_seed(args.seed)
     train_idx, val_idx = training.split_indices(n, (0.8, 0.2), seed=args.seed)
     x, y = d["inputs"], target_matrix(d["targets"])
-    xt = training.take(x, train_idx)
+    xt, yt = training.take(x, train_idx), y[train_idx]
+    if not args.no_mirror:  # exact symmetry: doubles the training sample
+        mirrored = mirror(xt)
+        xt = {k: np.concatenate([v, mirrored[k]]) for k, v in xt.items()}
+        yt = np.concatenate([yt, yt])
     model = compile_model(build_model(config, input_stats(xt)), config)
     print(
         f"TPMT preset {args.preset}: {model.count_params()} parameters, {len(train_idx)} "
@@ -120,7 +132,7 @@ def main_impl(args):
     run_config = {"args": vars(args), "config": config.to_dict(), "files": files}
     training.fit(
         model,
-        (xt, y[train_idx]),
+        (xt, yt),
         (training.take(x, val_idx), y[val_idx]),
         config,
         model_name="tpmt",
