@@ -129,6 +129,27 @@ def select_pairs(a):
     return legs, channel
 
 
+def mirror(inputs):
+    """The same events rotated by pi about the x axis: (eta, phi) -> (-eta, -phi).
+
+    A proper rotation, so an exact symmetry of symmetric pp collisions; used to double the
+    training sample. Signs follow the feature lists above.
+    """
+    flips = {
+        "legs": LEG_FEATURES,
+        "products": PRODUCT_FEATURES,
+        "jets": JET_FEATURES,
+        "met": MET_FEATURES,
+    }
+    odd = {"eta", "dphi", "deta_leg", "dphi_leg", "cov_cross"}
+    out = dict(inputs)
+    for name, features in flips.items():
+        sign = np.array([-1.0 if f in odd else 1.0 for f in features], np.float32)
+        out[name] = inputs[name] * sign
+    out["leg_kinematics"] = inputs["leg_kinematics"] * np.array([-1.0, -1.0, 1.0], np.float32)
+    return out
+
+
 def load(
     paths,
     *,
