@@ -31,9 +31,7 @@ ABSOLUTE = ("top_y",)  # compared as pred - true: the rapidity is near zero
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="python -m evaluate.lgatr", description=__doc__.split("\n")[0]
-    )
+    p = argparse.ArgumentParser(prog="python -m evaluate.lgatr", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="saved_models/lgatr/lgatr.keras", help="L-GATr .keras")
     p.add_argument("--plain", default=None, help="plain transformer .keras (optional)")
     p.add_argument("--input", nargs="+", required=True, help="ROOT files with generator truth")
@@ -71,15 +69,23 @@ def kinematics(p):
     with np.errstate(divide="ignore", invalid="ignore"):
         y = 0.5 * np.log((e + pz) / (e - pz))
     m2 = e**2 - px**2 - py**2 - pz**2
-    return {"pt": np.hypot(px, py), "y": np.where(np.isfinite(y), y, np.nan),
-            "mass": np.sign(m2) * np.sqrt(np.abs(m2))}
+    return {
+        "pt": np.hypot(px, py),
+        "y": np.where(np.isfinite(y), y, np.nan),
+        "mass": np.sign(m2) * np.sqrt(np.abs(m2)),
+    }
 
 
 def observables(tops):
     """Per-event observables of (N, 2, 4) top, antitop four-momenta."""
     t, tt = kinematics(tops), kinematics(tops.sum(1))
-    return {"top_pt": t["pt"], "top_y": t["y"], "top_mass": t["mass"], "m_tt": tt["mass"],
-            "pt_tt": tt["pt"]}
+    return {
+        "top_pt": t["pt"],
+        "top_y": t["y"],
+        "top_mass": t["mass"],
+        "m_tt": tt["mass"],
+        "pt_tt": tt["pt"],
+    }
 
 
 def predict_models(models, x, batch_size):
@@ -99,8 +105,16 @@ def predict_analytic(meta, rule, try_swap):
 
     t = time.perf_counter()
     try:
-        r = solve_dilepton(meta["lep_pos"], meta["lep_neg"], meta["b"], meta["bbar"],
-                           meta["met_x"], meta["met_y"], rule=rule, try_swap=try_swap)
+        r = solve_dilepton(
+            meta["lep_pos"],
+            meta["lep_neg"],
+            meta["b"],
+            meta["bbar"],
+            meta["met_x"],
+            meta["met_y"],
+            rule=rule,
+            try_swap=try_swap,
+        )
     except ValueError as err:
         raise UserError(f"analytic solver: {err}") from None
     seconds = time.perf_counter() - t
@@ -129,11 +143,19 @@ def figures(obs, true, sel=None):
             s = np.concatenate([sel, sel]) if len(p) == 2 * len(sel) else sel
             p, t = p[s], t[s]
         relative = q not in ABSOLUTE
-        robust = metrics.relative_bias_resolution(p, t) if relative else {
-            "rb": float(np.nanmedian(p - t)), "res": metrics.quantile_resolution(p - t),
-            "n": int(np.isfinite(p - t).sum())}
-        out[q] = {"seed": seed_rb_res(p, t, relative),
-                  "robust": {"median": robust["rb"], "res_quantile": robust["res"]}}
+        robust = (
+            metrics.relative_bias_resolution(p, t)
+            if relative
+            else {
+                "rb": float(np.nanmedian(p - t)),
+                "res": metrics.quantile_resolution(p - t),
+                "n": int(np.isfinite(p - t).sum()),
+            }
+        )
+        out[q] = {
+            "seed": seed_rb_res(p, t, relative),
+            "robust": {"median": robust["rb"], "res_quantile": robust["res"]},
+        }
     return out
 
 
@@ -161,7 +183,8 @@ def compute_metrics(obs, analytic):
         "fallback_rate": float(np.mean(analytic["fallback"])),
         "failed_rate": float(np.mean(~finite)),
         "mean_real_solutions_when_solved": float(analytic["n_solutions"][has].mean())
-        if has.any() else float("nan"),
+        if has.any()
+        else float("nan"),
         "b_truth_matched_fraction": float(np.mean(analytic["b_pairing"] == 0)),
     }
     return res
@@ -210,11 +233,11 @@ def main(argv=None):
         nets["plain"] = load_keras(args.plain, shapes)
     tops, seconds = predict_models(nets, x, args.batch_size)
     tops["analytic"], sol, seconds["analytic"] = predict_analytic(
-        d["meta"], args.rule, args.try_swap)
+        d["meta"], args.rule, args.try_swap
+    )
     tops["true"] = np.asarray(d["targets"]["tops"], np.float64)
     obs = {m: observables(p) for m, p in tops.items()}
-    analytic = dict(sol, rule=args.rule, try_swap=args.try_swap,
-                    b_pairing=d["meta"]["b_pairing"])
+    analytic = dict(sol, rule=args.rule, try_swap=args.try_swap, b_pairing=d["meta"]["b_pairing"])
     res = compute_metrics({m: _pooled(o) for m, o in obs.items()}, analytic)
     n = len(tops["true"])
     res["events_per_second"] = {k: n / v for k, v in seconds.items() if v > 0}
@@ -224,8 +247,9 @@ def main(argv=None):
     res["parameters"] = {k: int(v.count_params()) for k, v in nets.items()}
     res["training"] = lgatr_report.training_summaries(res["models"])
     os.makedirs(args.out, exist_ok=True)
-    io.write_events(os.path.join(args.out, "predictions.root"),
-                    prediction_columns(tops, obs, analytic))
+    io.write_events(
+        os.path.join(args.out, "predictions.root"), prediction_columns(tops, obs, analytic)
+    )
     with open(os.path.join(args.out, "metrics.json"), "w") as f:
         json.dump(res, f, indent=2)
     plots = lgatr_report.plots(obs, args.out)

@@ -42,8 +42,9 @@ def _hist_compare(plt, obs, key, bins, xlabel, path, true_label="Generated", rel
                 p = (p - t) / t
         elif relative == "abs":
             p = p - t
-        ax.hist(p[np.isfinite(p)], bins, histtype="step", lw=2, color=COLORS[m],
-                label=LABELS[m], density=True)
+        p = p[np.isfinite(p) & (p >= bins[0]) & (p <= bins[-1])]
+        if len(p):
+            ax.hist(p, bins, histtype="step", lw=2, color=COLORS[m], label=LABELS[m], density=True)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Normalised events / bin")
     ax.legend(fontsize=14)
@@ -57,12 +58,27 @@ def plots(obs, out):
     specs = [
         ("m_tt.png", "m_tt", np.linspace(300, 1300, 51), r"$m_{t\bar{t}}$ [GeV]", None),
         ("top_pt.png", "top_pt", np.linspace(0, 500, 51), r"top / antitop $p_T$ [GeV]", None),
-        ("top_pt_residual.png", "top_pt", np.linspace(-1, 1, 51),
-         r"top $p_T$: $(p_T^{pred} - p_T^{true}) / p_T^{true}$", "rel"),
-        ("top_y_residual.png", "top_y", np.linspace(-1.5, 1.5, 61),
-         r"top rapidity: $y^{pred} - y^{true}$", "abs"),
-        ("m_tt_residual.png", "m_tt", np.linspace(-0.6, 0.6, 61),
-         r"$(m_{t\bar{t}}^{pred} - m_{t\bar{t}}^{true}) / m_{t\bar{t}}^{true}$", "rel"),
+        (
+            "top_pt_residual.png",
+            "top_pt",
+            np.linspace(-1, 1, 51),
+            r"top $p_T$: $(p_T^{pred} - p_T^{true}) / p_T^{true}$",
+            "rel",
+        ),
+        (
+            "top_y_residual.png",
+            "top_y",
+            np.linspace(-1.5, 1.5, 61),
+            r"top rapidity: $y^{pred} - y^{true}$",
+            "abs",
+        ),
+        (
+            "m_tt_residual.png",
+            "m_tt",
+            np.linspace(-0.6, 0.6, 61),
+            r"$(m_{t\bar{t}}^{pred} - m_{t\bar{t}}^{true}) / m_{t\bar{t}}^{true}$",
+            "rel",
+        ),
         ("pt_tt.png", "pt_tt", np.linspace(0, 300, 51), r"$p_T(t\bar{t})$ [GeV]", None),
     ]
     for name, key, bins, xlabel, relative in specs:
@@ -92,6 +108,10 @@ def training_summaries(models):
         if os.path.exists(summary):
             with open(summary) as f:
                 out[name] = json.load(f)
+            run_config = os.path.join(folder, "run_config.json")
+            if "files" not in out[name] and os.path.exists(run_config):
+                with open(run_config) as f:
+                    out[name]["files"] = json.load(f).get("files", [])
     return out
 
 
@@ -101,12 +121,50 @@ def _fmt(x, digits=3):
 
 def _table(block, methods, kind):
     a, b = ("rb", "res") if kind == "seed" else ("median", "res_quantile")
-    lines = ["| quantity | " + " | ".join(LABELS[m] for m in methods) + " |",
-             "|---|" + "---|" * len(methods)]
+    lines = [
+        "| quantity | " + " | ".join(LABELS[m] for m in methods) + " |",
+        "|---|" + "---|" * len(methods),
+    ]
     for q, (label, how) in QUANTITY_LABELS.items():
-        cells = [f"{_fmt(block[m][q][kind][a])} / {_fmt(block[m][q][kind][b]).lstrip('+')}"
-                 for m in methods]
+        cells = [
+            f"{_fmt(block[m][q][kind][a])} / {_fmt(block[m][q][kind][b]).lstrip('+')}"
+            for m in methods
+        ]
         lines.append(f"| {label}, {how} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _generation_command(path):
+    """`python -m data.generate` command of a sample named like fit.py's cached samples."""
+    import re
+
+    match = re.search(r"ttbar_dilepton\w*_seed(\d+)_(\d+)\.root$", path)
+    if not match:
+        return None
+    seed, n = match.groups()
+    return (
+        f"python -m data.generate ttbar-dilepton --events {n} --seed {seed} --workers 2 "
+        f"--out {path}"
+    )
+
+
+def _reproduce(res, cmd):
+    files = [*res["inputs"]]
+    for s in res["training"].values():
+        files += [f for f in s.get("files", []) if f not in files]
+    lines = ["## Reproduce", "", "```"]
+    for f in files:
+        gen = _generation_command(f)
+        lines.append(gen if gen else f"# {f}: user-provided file")
+    lines += [s["command"].strip() for s in res["training"].values()]
+    lines += [
+        cmd,
+        "```",
+        "",
+        "Generated files depend on (seed, workers); `models.lgatr.fit` generates its "
+        "default sample with min(4, CPU count) workers.",
+        "",
+    ]
     return lines
 
 
@@ -120,47 +178,73 @@ def model_card(res, args, plot_files, path):
         cmd += f" --rule {args.rule}" + " --try-swap" * args.try_swap
     methods = [m for m in LABELS if m in res["all"]]
     an = res["analytic"]
-    lines = ["# L-GATr dilepton ttbar reconstruction", "",
-             "Top and antitop four-momenta from two leptons, the two b candidates, MET and up to "
-             "7 jets, by the Lorentz-equivariant L-GATr, a plain transformer of the same size "
-             "and the analytic neutrino solution (BDH ellipse method, "
-             f"`{an['rule']}` rule among real solutions, closest approach otherwise).", "",
-             f"Measured by `{cmd}` on {res['n_events']} events the models never saw.", "",
-             "## Training", ""]
+    lines = [
+        "# L-GATr dilepton ttbar reconstruction",
+        "",
+        "Top and antitop four-momenta from two leptons, the two b candidates, MET and up to "
+        "7 jets, by the Lorentz-equivariant L-GATr, a plain transformer of the same size "
+        "and the analytic neutrino solution (BDH ellipse method, "
+        f"`{an['rule']}` rule among real solutions, closest approach otherwise).",
+        "",
+        f"Measured by `{cmd}` on {res['n_events']} events the models never saw.",
+        "",
+        "## Training",
+        "",
+    ]
     if res["training"]:
-        lines += ["| model | parameters | command | train / val events | epochs | time |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "| model | parameters | command | train / val events | epochs | time |",
+            "|---|---|---|---|---|---|",
+        ]
         for m, s in res["training"].items():
-            lines.append(f"| {LABELS[m]} | {s['parameters']:,} | `{s['command']}` | "
-                         f"{s['train_events']} / {s['val_events']} | {s['epochs_run']} | "
-                         f"{s['train_seconds'] / 60:.1f} min on {s['cpu_count']} CPU cores |")
+            lines.append(
+                f"| {LABELS[m]} | {s['parameters']:,} | `{s['command'].strip()}` | "
+                f"{s['train_events']} / {s['val_events']} | {s['epochs_run']} | "
+                f"{s['train_seconds'] / 60:.1f} min on {s['cpu_count']} CPU cores |"
+            )
     else:
         lines.append("No train_summary.json next to the models.")
-    lines += ["", "## Relative bias and resolution (all events)", "",
-              "RB / Res as defined in the L-GATr talk (seed 004): d = (pred - true) / true, "
-              "RB = mean(d), Res = sqrt(mean(d^2) - RB^2). Top quantities pool top and antitop; "
-              "for the rapidity d = pred - true.", ""]
+    lines += [
+        "",
+        "## Relative bias and resolution (all events)",
+        "",
+        "RB / Res as defined in the L-GATr talk (seed 004): d = (pred - true) / true, "
+        "RB = mean(d), Res = sqrt(mean(d^2) - RB^2). Top quantities pool top and antitop; "
+        "for the rapidity d = pred - true.",
+        "",
+    ]
     lines += _table(res["all"], methods, "seed")
     lines += ["", "Robust version: median(d) / (P84 - P16) / 2.", ""]
     lines += _table(res["all"], methods, "robust")
     n_sol = round(an["solution_efficiency"] * res["n_events"])
-    lines += ["", f"## Events with a real analytic solution ({n_sol} events)", "",
-              "Seed RB / Res:", ""]
+    lines += [
+        "",
+        f"## Events with a real analytic solution ({n_sol} events)",
+        "",
+        "Seed RB / Res:",
+        "",
+    ]
     lines += _table(res["analytic_solved"], methods, "seed")
     lines += ["", "Robust median / (P84 - P16) / 2:", ""]
     lines += _table(res["analytic_solved"], methods, "robust")
-    lines += ["", "## Analytic solution", "",
-              f"- real-solution efficiency: {an['solution_efficiency']:.3f}",
-              f"- closest-approach fallback rate: {an['fallback_rate']:.3f}",
-              f"- no output at all (collinear b and lepton): {an['failed_rate']:.4f}",
-              f"- mean number of real solutions when solved: "
-              f"{an['mean_real_solutions_when_solved']:.2f}",
-              f"- b candidates truth-matched (TTbar_bPairing = 0): "
-              f"{an['b_truth_matched_fraction']:.3f}", "",
-              "## Speed (this machine, whole evaluation sample, after a warm-up batch)", "",
-              "| method | events/s |", "|---|---|"]
+    lines += [
+        "",
+        "## Analytic solution",
+        "",
+        f"- real-solution efficiency: {an['solution_efficiency']:.3f}",
+        f"- closest-approach fallback rate: {an['fallback_rate']:.3f}",
+        f"- no output at all (collinear b and lepton): {an['failed_rate']:.4f}",
+        f"- mean number of real solutions when solved: {an['mean_real_solutions_when_solved']:.2f}",
+        f"- b candidates truth-matched (TTbar_bPairing = 0): {an['b_truth_matched_fraction']:.3f}",
+        "",
+        "## Speed (this machine, whole evaluation sample, after a warm-up batch)",
+        "",
+        "| method | events/s |",
+        "|---|---|",
+    ]
     for m, v in res["events_per_second"].items():
         lines.append(f"| {LABELS.get(m, m)} | {v:,.0f} |")
     lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in plot_files) + ".", ""]
+    lines += _reproduce(res, cmd)
     with open(path, "w") as f:
         f.write("\n".join(lines))

@@ -5,13 +5,11 @@ Processes (13.6 TeV): `flat` (ggH + VBF H -> tautau, boson mass flat in 30-300 G
 jets faking tau_h, matched to top daughters), `bsm350` (ggH + bbH-like scalar at 350 GeV).
 """
 
-import time
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from data.generate import ditau_events, ditau_output
-from data.generate.pythia import flatten_batch, make_pythia, reinit
+from data.generate import ditau_events
+from data.generate.batches import Timing, collect, subseed  # noqa: F401  (Timing re-exported)
+from data.generate.pythia import make_pythia, reinit
 
 PROCESSES = {"flat": 0, "h125": 1, "dy": 2, "ttbar": 3, "bsm350": 4}
 CHANNELS = {"tauh-tauh": 0, "mu-tauh": 1, "e-tauh": 2}
@@ -54,17 +52,6 @@ def streams(process):
     }[process]
 
 
-@dataclass
-class Timing:
-    """Wall time spent in Pythia (init + generation) and in everything else."""
-
-    pythia: float = 0.0
-    other: float = 0.0
-    generated: int = 0
-    selected: int = 0
-    parts: list = field(default_factory=list)
-
-
 def generate(process, n_events, seed, *, worker=0, batch_size=250, progress=None, timing=None):
     """Generate `n_events` selected events of `process`.
 
@@ -77,58 +64,40 @@ def generate(process, n_events, seed, *, worker=0, batch_size=250, progress=None
         progress: optional callable(n) called with the number of newly selected events.
         timing: optional `Timing` to fill.
     Returns:
-        dict of columns (see `ditau_events.assemble`), exactly `n_events` long.
+        dict of columns (see `ditau_output.assemble`), exactly `n_events` long.
     """
-    timing = timing or Timing()
     rng = np.random.default_rng([seed, worker, PROCESSES[process]])
-    chunks, n_sel, point = [], 0, 0
-    instances = {}
-    while n_sel < n_events:
-        t0 = time.perf_counter()
+    instances, current = {}, {}
+
+    def next_batch(point):
         if process == "flat":
             # one instance per production mode, re-initialised at each new mass point
             k = point % 2
             mass = float(rng.uniform(*FLAT_MASS_RANGE))
             if k not in instances:
-                instances[k] = make_pythia((_GGH, _VBF)[k], _subseed(seed, worker, point))
-            py, boson, n_batch = instances[k], 25, EVENTS_PER_MASS_POINT
-            reinit(py, higgs_decay(mass), _subseed(seed, worker, point))
-        else:
-            options = streams(process)
-            k = point % len(options)
-            settings, boson = options[k]
-            if k not in instances:
-                instances[k] = make_pythia(settings, _subseed(seed, worker, k))
-            py, n_batch = instances[k], batch_size
-        batch = py.nextBatch(n_batch, "skip")
-        t1 = time.perf_counter()
-        rec = flatten_batch(batch)
-        cols = ditau_events.reconstruct(rec, py, rng, boson=boson, process=PROCESSES[process])
-        n_new = min(len(cols["event"]), n_events - n_sel)
-        cols = ditau_output.truncate(cols, n_new)
-        cols["event"] = cols["event"] + 10_000_000 * worker + 100_000 * point
-        chunks.append(cols)
-        n_sel += n_new
-        point += 1
-        t2 = time.perf_counter()
-        timing.pythia += t1 - t0
-        timing.other += t2 - t1
-        timing.generated += len(rec.offsets) - 1
-        timing.selected += n_new
-        if progress:
-            progress(n_new)
-    t0 = time.perf_counter()
-    out = ditau_output.concatenate(chunks)
-    timing.other += time.perf_counter() - t0
-    return out
+                instances[k] = make_pythia((_GGH, _VBF)[k], subseed(seed, worker, point))
+            reinit(instances[k], higgs_decay(mass), subseed(seed, worker, point))
+            current.update(py=instances[k], boson=25)
+            return instances[k].nextBatch(EVENTS_PER_MASS_POINT, "skip")
+        options = streams(process)
+        k = point % len(options)
+        settings, boson = options[k]
+        if k not in instances:
+            instances[k] = make_pythia(settings, subseed(seed, worker, k))
+        current.update(py=instances[k], boson=boson)
+        return instances[k].nextBatch(batch_size, "skip")
+
+    def reconstruct(rec):
+        return ditau_events.reconstruct(
+            rec, current["py"], rng, boson=current["boson"], process=PROCESSES[process]
+        )
+
+    return collect(
+        next_batch, reconstruct, n_events, worker=worker, timing=timing, progress=progress
+    )
 
 
 def generate_job(job):
     """`generate` for a worker process: job = (process, n_events, seed, worker, queue)."""
     process, n, seed, worker, queue = job
     return generate(process, n, seed, worker=worker, progress=queue.put if queue else None)
-
-
-def _subseed(seed, worker, point):
-    # distinct Pythia seeds per (seed, worker, point); Pythia accepts 0..900000000
-    return (int(seed) * 1_000_003 + worker * 10_007 + point * 7 + 1) % 900_000_000

@@ -155,7 +155,13 @@ def finish(rec, charge, rng, legs, process):
     rest_event = np.searchsorted(events, rec.event[rest])
     recoil = _sum_by(rest_event, p4[rest], len(events))[:, :2] + legs["extra_recoil"][events]
     sum_et = np.bincount(rest_event, weights=pt_all[rest], minlength=len(events))
-    objects = _met_objects(legs, events, jet_event, rpt, rphi, rsig, len(events))
+    lead = {
+        "pt": legs["pt"][events] * legs["in_met"][events],
+        "phi": legs["phi"][events],
+        "rel_sigma_pt": legs["rel_sigma"][events],
+        "sigma_phi": np.full((len(events), 2), TAU_SIGMA_PHI),
+    }
+    objects = met_reco.object_table(lead, jet_event, rpt, rphi, rsig, len(events))
     met = met_reco.reconstruct_met(rng, objects, recoil, sum_et)
     gen_vis = _sum_by(
         rec.event[rec.is_final & ~td.is_neutrino(rec.id) & (np.abs(eta_all) < cms.VISIBLE_ETA_MAX)],
@@ -167,19 +173,3 @@ def finish(rec, charge, rng, legs, process):
         event=jet_event, pt=rpt, eta=reta, phi=rphi, mass=jm * rpt / np.maximum(jpt, 1e-9)
     )
     return assemble(rec, charge, rng, legs, events, channel[events], jets_out, met, process)
-
-
-def _met_objects(legs, events, jet_event, jpt, jphi, jsig, n):
-    k = np.bincount(jet_event, minlength=n)
-    width = 2 + (k.max() if len(k) else 0)
-    out = {f: np.zeros((n, width)) for f in ("pt", "phi", "rel_sigma_pt", "sigma_phi")}
-    out["pt"][:, :2] = legs["pt"][events] * legs["in_met"][events]
-    out["phi"][:, :2] = legs["phi"][events]
-    out["rel_sigma_pt"][:, :2] = legs["rel_sigma"][events]
-    out["sigma_phi"][:, :2] = TAU_SIGMA_PHI
-    slot = 2 + (np.arange(len(jet_event)) - np.repeat(np.cumsum(k) - k, k))
-    out["pt"][jet_event, slot] = jpt
-    out["phi"][jet_event, slot] = jphi
-    out["rel_sigma_pt"][jet_event, slot] = jsig
-    out["sigma_phi"][jet_event, slot] = cms.JET_ANGLE_RES
-    return out

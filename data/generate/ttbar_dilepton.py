@@ -18,13 +18,10 @@ Truth (`truth_indices`), each as (particle, antiparticle):
 Reconstruction and columns: `ttbar_dilepton_reco`.
 """
 
-import time
-
 import numpy as np
 
-from data.generate import ditau_output
-from data.generate.ditau import Timing, _subseed
-from data.generate.pythia import bottom_copy, daughters, flatten_batch, make_pythia
+from data.generate.batches import collect, subseed
+from data.generate.pythia import bottom_copy, daughters, make_pythia
 from data.generate.ttbar_dilepton_reco import reconstruct
 
 SAMPLE_CODE = 10  # separates the detector random stream from the di-tau samples' (0..4)
@@ -102,39 +99,22 @@ def generate(
         worker: index of this worker (separate random streams per worker).
         batch_size: events per Pythia batch.
         progress: optional callable(n) called with the number of newly selected events.
-        timing: optional `data.generate.ditau.Timing` to fill.
+        timing: optional `data.generate.batches.Timing` to fill.
     Returns:
         dict of columns (see `ttbar_dilepton_reco.reconstruct`), exactly `n_events` long.
     """
-    timing = timing or Timing()
     rng = np.random.default_rng([seed, worker, SAMPLE_CODE + int(with_taus)])
-    t0 = time.perf_counter()
-    py = make_pythia(settings(with_taus=with_taus), _subseed(seed, worker, 0))
-    timing.pythia += time.perf_counter() - t0
-    chunks, n_sel, point = [], 0, 0
-    while n_sel < n_events:
-        t0 = time.perf_counter()
-        batch = py.nextBatch(batch_size, "skip")
-        t1 = time.perf_counter()
-        rec = flatten_batch(batch)
-        cols = reconstruct(rec, py, rng, truth_indices(rec))
-        n_new = min(len(cols["event"]), n_events - n_sel)
-        cols = ditau_output.truncate(cols, n_new)
-        cols["event"] = cols["event"] + 10_000_000 * worker + 100_000 * point
-        chunks.append(cols)
-        n_sel += n_new
-        point += 1
-        t2 = time.perf_counter()
-        timing.pythia += t1 - t0
-        timing.other += t2 - t1
-        timing.generated += rec.n_events
-        timing.selected += n_new
-        if progress:
-            progress(n_new)
-    t0 = time.perf_counter()
-    out = ditau_output.concatenate(chunks)
-    timing.other += time.perf_counter() - t0
-    return out
+    instance = {}
+
+    def next_batch(point):
+        if not instance:  # inside the timed call: Pythia's init counts as Pythia time
+            instance["py"] = make_pythia(settings(with_taus=with_taus), subseed(seed, worker, 0))
+        return instance["py"].nextBatch(batch_size, "skip")
+
+    def reco(rec):
+        return reconstruct(rec, instance["py"], rng, truth_indices(rec))
+
+    return collect(next_batch, reco, n_events, worker=worker, timing=timing, progress=progress)
 
 
 def generate_job(job):

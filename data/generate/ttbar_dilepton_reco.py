@@ -186,7 +186,13 @@ def reconstruct(rec, py, rng, truth):
     rest_event = np.searchsorted(ev_lep, rec.event[rest])
     recoil = _sum_by(rest_event, rec.p4[rest, :2], len(ev_lep))
     sum_et = np.bincount(rest_event, weights=pt_all[rest], minlength=len(ev_lep))
-    objects = _met_objects(lep, ev_lep, jet_event, rpt, rphi, rsig)
+    lead = {
+        "pt": lep["pt"][ev_lep],
+        "phi": lep["phi"][ev_lep],
+        "rel_sigma_pt": lep["rel"][ev_lep],
+        "sigma_phi": np.full((len(ev_lep), 2), LEPTON_SIGMA_PHI),
+    }
+    objects = met_reco.object_table(lead, jet_event, rpt, rphi, rsig, len(ev_lep))
     met = met_reco.reconstruct_met(rng, objects, recoil, sum_et)
     gen_vis = _sum_by(rec.event[seen], rec.p4[seen, :2], n)
     met["GenMET_pt"], met["GenMET_phi"] = met_reco.pt_phi(-gen_vis[ev_lep, 0], -gen_vis[ev_lep, 1])
@@ -205,23 +211,6 @@ def reconstruct(rec, py, rng, truth):
     }
     met = {k: np.asarray(v, np.float64)[keep] for k, v in met.items()}
     return _columns(rec, truth, lep, lep_idx, events, jet_ev, jets_out, met)
-
-
-def _met_objects(lep, events, jet_event, jpt, jphi, jsig):
-    n = len(events)
-    k = np.bincount(jet_event, minlength=n)
-    width = 2 + (k.max() if len(k) else 0)
-    out = {f: np.zeros((n, width)) for f in ("pt", "phi", "rel_sigma_pt", "sigma_phi")}
-    out["pt"][:, :2] = lep["pt"][events]
-    out["phi"][:, :2] = lep["phi"][events]
-    out["rel_sigma_pt"][:, :2] = lep["rel"][events]
-    out["sigma_phi"][:, :2] = LEPTON_SIGMA_PHI
-    slot = 2 + (np.arange(len(jet_event)) - np.repeat(np.cumsum(k) - k, k))
-    out["pt"][jet_event, slot] = jpt
-    out["phi"][jet_event, slot] = jphi
-    out["rel_sigma_pt"][jet_event, slot] = jsig
-    out["sigma_phi"][jet_event, slot] = cms.JET_ANGLE_RES
-    return out
 
 
 def _columns(rec, truth, lep, lep_idx, events, jet_ev, jets, met):

@@ -9,6 +9,31 @@ def pt_phi(px, py):
     return np.hypot(px, py), np.arctan2(py, px)
 
 
+def object_table(lead, jet_event, jet_pt, jet_phi, jet_rel_sigma, n):
+    """Per-event table of MET objects: two leading objects (legs/leptons) then the jets.
+
+    Args:
+        lead: dict of (n, 2) arrays `pt` (0 = not an object), `phi`, `rel_sigma_pt`,
+            `sigma_phi`.
+        jet_event: (n_jets,) event index of each jet, ascending; jet_pt, jet_phi,
+            jet_rel_sigma: (n_jets,) reconstructed jets.
+        n: number of events.
+    Returns:
+        dict of (n, 2 + max jets) arrays, zero-padded, as `reconstruct_met` takes.
+    """
+    k = np.bincount(jet_event, minlength=n)
+    width = 2 + (k.max() if len(k) else 0)
+    out = {f: np.zeros((n, width)) for f in ("pt", "phi", "rel_sigma_pt", "sigma_phi")}
+    for f in out:
+        out[f][:, :2] = lead[f]
+    slot = 2 + (np.arange(len(jet_event)) - np.repeat(np.cumsum(k) - k, k))
+    out["pt"][jet_event, slot] = jet_pt
+    out["phi"][jet_event, slot] = jet_phi
+    out["rel_sigma_pt"][jet_event, slot] = jet_rel_sigma
+    out["sigma_phi"][jet_event, slot] = cms.JET_ANGLE_RES
+    return out
+
+
 def reconstruct_met(rng, objects, recoil_true, sum_et_unclustered):
     """MET = -(sum of reconstructed objects + response * unclustered recoil + noise).
 

@@ -109,7 +109,9 @@ def compile_model(model, config):
 
     from models.lgatr.losses import TopReconstructionLoss, loss_term_metrics
 
-    loss = TopReconstructionLoss(momentum_scale=config.momentum_scale, mass_weight=config.mass_weight)
+    loss = TopReconstructionLoss(
+        momentum_scale=config.momentum_scale, mass_weight=config.mass_weight
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss={"tops": loss},
@@ -147,7 +149,8 @@ def main_impl(args, argv=None):
         file=sys.stderr,
     )
     run_dir = os.path.join(args.out, args.model)
-    command = "python -m models.lgatr.fit " + shlex.join(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python -m models.lgatr.fit", shlex.join(argv)]).strip()
     run_config = {
         "args": vars(args),
         "command": command,
@@ -185,6 +188,7 @@ def main_impl(args, argv=None):
         "train_seconds": seconds,
         "cpu_count": os.cpu_count(),
         "file_bytes": os.path.getsize(path),
+        "files": files,
     }
     with open(os.path.join(run_dir, "train_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)

@@ -1,0 +1,106 @@
+"""End to end: generate a few dilepton ttbar events, fit a tiny L-GATr, evaluate it."""
+
+import json
+import os
+
+import pytest
+
+from data import io
+from data.generate.ditau_output import to_root_columns
+from data.generate.ttbar_dilepton import generate
+from evaluate import lgatr as evaluate_lgatr
+from models.lgatr import config as lgatr_config
+from models.lgatr import fit
+
+TINY = lgatr_config.LGATrConfig(
+    num_blocks=1,
+    hidden_mv_channels=2,
+    hidden_s_channels=4,
+    num_heads=1,
+    plain_dim=8,
+    epochs=1,
+    batch_size=64,
+)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("ttbar") / "ttbar.root")
+    io.write_events(path, to_root_columns(generate(150, seed=3)))
+    return path
+
+
+@pytest.fixture
+def tiny_preset(monkeypatch):
+    monkeypatch.setitem(lgatr_config.PRESETS, "tiny", TINY)
+
+
+def test_fit_then_evaluate(sample, tiny_preset, tmp_path):
+    out = str(tmp_path / "models")
+    fit.main(["--preset", "tiny", "--data", sample, "--out", out, "--quiet"])
+    model = os.path.join(out, "lgatr.keras")
+    assert os.path.exists(model)
+    summary = json.load(open(os.path.join(out, "lgatr", "train_summary.json")))
+    assert summary["epochs_run"] == 1 and summary["parameters"] > 0
+    assert not os.path.exists(os.path.join(out, "lgatr", "checkpoint.keras"))
+
+    ev = str(tmp_path / "eval")
+    evaluate_lgatr.main(["--model", model, "--input", sample, "--out", ev])
+    for name in ("predictions.root", "metrics.json", "README.md", "m_tt.png"):
+        assert os.path.exists(os.path.join(ev, name)), name
+    metrics = json.load(open(os.path.join(ev, "metrics.json")))
+    assert set(metrics["all"]) == {"lgatr", "analytic"}
+    assert 0 < metrics["analytic"]["solution_efficiency"] <= 1
+    for q in evaluate_lgatr.QUANTITIES:
+        assert metrics["all"]["analytic"][q]["seed"]["n"] > 0
+    columns = io.read_branches(ev + "/predictions.root", ["lgatr_m_tt", "true_top_pt"])
+    assert len(columns["lgatr_m_tt"]) == metrics["n_events"]
+    card = open(os.path.join(ev, "README.md")).read()
+    assert "python -m evaluate.lgatr" in card and "python -m models.lgatr.fit" in card
+
+
+def test_fit_missing_data_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        fit.main(["--data", str(tmp_path / "missing.root"), "--out", str(tmp_path)])
+    assert err.value.code == 2
+    assert "missing.root" in capsys.readouterr().err
+
+
+def test_fit_bad_value_exits_2(tmp_path):
+    with pytest.raises(SystemExit) as err:
+        fit.main(["--epochs", "0", "--out", str(tmp_path)])
+    assert err.value.code == 2
+
+
+def test_evaluate_missing_model_exits_2(sample, tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        evaluate_lgatr.main(
+            ["--model", str(tmp_path / "none.keras"), "--input", sample, "--out", str(tmp_path)]
+        )
+    assert err.value.code == 2
+    assert "none.keras" in capsys.readouterr().err.strip()
+
+
+def test_evaluate_non_root_input_exits_2(tmp_path, capsys):
+    bogus = tmp_path / "notes.root"
+    bogus.write_text("not a ROOT file")
+    model = tmp_path / "m.keras"
+    model.write_text("x")
+    with pytest.raises(SystemExit) as err:
+        evaluate_lgatr.main(["--model", str(model), "--input", str(bogus), "--out", str(tmp_path)])
+    assert err.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_evaluate_missing_branch_exits_2(tmp_path, capsys):
+    import numpy as np
+
+    path = str(tmp_path / "partial.root")
+    io.write_events(path, {"MET_pt": np.ones(3)})
+    model = tmp_path / "m.keras"
+    model.write_text("x")
+    with pytest.raises(SystemExit) as err:
+        evaluate_lgatr.main(["--model", str(model), "--input", path, "--out", str(tmp_path)])
+    assert err.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and "Muon_pt" in message, message
