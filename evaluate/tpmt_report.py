@@ -156,3 +156,28 @@ def model_card(res, args, path):
     ]
     with open(path, "w") as f:
         f.write("\n".join(lines))
+
+
+def _training_section(model_dir):
+    """How the model was trained, from the fit harness's run_config.json and history.csv."""
+    import csv
+    import json
+
+    cfg_path = os.path.join(model_dir, "run_config.json")
+    if not os.path.exists(cfg_path):
+        return []
+    with open(cfg_path) as f:
+        run = json.load(f)
+    lines = ["", "## Training", "", f"Files: {', '.join(run['files'])}.", "",
+             "Config: " + ", ".join(f"{k}={v}" for k, v in run["config"].items()) + "."]
+    hist_path = os.path.join(model_dir, "history.csv")
+    if os.path.exists(hist_path):
+        with open(hist_path) as f:
+            rows = list(csv.DictReader(f))
+        if rows:
+            best = min(rows, key=lambda r: float(r["val_loss"]))
+            lines += ["", f"{len(rows)} epochs; best val_loss {float(best['val_loss']):.3f} at "
+                      f"epoch {int(best['epoch']) + 1} (tau pT MAE "
+                      f"{float(best['val_tau_pt_mae']):.2f} GeV, m_tautau MAE "
+                      f"{float(best['val_m_tautau_mae']):.2f} GeV on validation events)."]
+    return lines
