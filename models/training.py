@@ -44,6 +44,21 @@ def masked_stats(x, mask=None):
     return mean.tolist(), var.tolist()
 
 
+def flat_weights(values, edges, max_weight=10.0):
+    """Per-event weights that make the histogram of `values` flat over `edges` (mean 1).
+
+    Used for flat-mass trainings: the selection sculpts the generated flat spectrum, and a
+    regression learns that prior unless the events are reweighted. Weights are capped at
+    `max_weight` times the mean so that sparse bins do not dominate.
+    """
+    counts, _ = np.histogram(values, edges)
+    idx = np.clip(np.digitize(values, edges) - 1, 0, len(counts) - 1)
+    w = 1.0 / np.maximum(counts[idx], 1)
+    w /= w.mean()
+    w = np.minimum(w, max_weight)
+    return (w / w.mean()).astype("float32")
+
+
 def callbacks(model_name, out_dir, config, *, monitor="val_loss", log_root="runs"):
     """The standard callbacks (DESIGN.md convention 6)."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -70,16 +85,29 @@ def callbacks(model_name, out_dir, config, *, monitor="val_loss", log_root="runs
     ]
 
 
-def fit(model, train, val, config, *, model_name, out_dir, run_config, log_root="runs", verbose=2):
+def fit(
+    model,
+    train,
+    val,
+    config,
+    *,
+    model_name,
+    out_dir,
+    run_config,
+    log_root="runs",
+    verbose=2,
+    sample_weight=None,
+):
     """Train with the standard callbacks; writes `run_config.json` next to the model.
 
     Args:
         model: a compiled keras.Model.
-        train, val: (inputs dict, targets) pairs.
+        train, val: (inputs dict, targets) or (inputs, targets, weights) tuples.
         config: a model config with epochs, batch_size and the patience fields.
         model_name: used for the TensorBoard folder runs/<model_name>/<time>.
         out_dir: where checkpoints, history and run config go.
         run_config: dict written to run_config.json (CLI arguments, config, data files).
+        sample_weight: optional (N_train,) per-event weights.
     Returns:
         the keras History.
     """
@@ -89,6 +117,7 @@ def fit(model, train, val, config, *, model_name, out_dir, run_config, log_root=
     history = model.fit(
         train[0],
         train[1],
+        sample_weight=sample_weight,
         validation_data=val,
         epochs=config.epochs,
         batch_size=config.batch_size,

@@ -16,6 +16,8 @@ STRATEGIES = {
     "resonant-sm": ("dy", "h125", "ttbar"),
     "resonant-bsm": ("dy", "h125", "ttbar", "bsm350"),
 }
+# flat trainings are reweighted to a flat selected-mass spectrum over the generated range
+FLAT_WEIGHT_EDGES = tuple(range(30, 310, 10))
 DEFAULT_EVENTS = {"flat": 30000, "dy": 10000, "h125": 10000, "ttbar": 5000, "bsm350": 5000}
 
 
@@ -49,6 +51,11 @@ def parse_args(argv):
         "--no-mirror",
         action="store_true",
         help="do not add the (eta, phi) -> (-eta, -phi) mirrored training events",
+    )
+    p.add_argument(
+        "--no-flat-weights",
+        action="store_true",
+        help="flat strategy: do not reweight events to a flat selected-mass spectrum",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     return p.parse_args(argv)
@@ -119,10 +126,16 @@ def main_impl(args):
     train_idx, val_idx = training.split_indices(n, (0.8, 0.2), seed=args.seed)
     x, y = d["inputs"], target_matrix(d["targets"])
     xt, yt = training.take(x, train_idx), y[train_idx]
+    xv, yv = training.take(x, val_idx), y[val_idx]
+    wt = wv = None
+    if args.strategy == "flat" and not args.no_flat_weights:
+        w = training.flat_weights(y[:, 2], FLAT_WEIGHT_EDGES)
+        wt, wv = w[train_idx], w[val_idx]
     if not args.no_mirror:  # exact symmetry: doubles the training sample
         mirrored = mirror(xt)
         xt = {k: np.concatenate([v, mirrored[k]]) for k, v in xt.items()}
         yt = np.concatenate([yt, yt])
+        wt = None if wt is None else np.concatenate([wt, wt])
     model = compile_model(build_model(config, input_stats(xt)), config)
     print(
         f"TPMT preset {args.preset}: {model.count_params()} parameters, {len(train_idx)} "
@@ -133,12 +146,13 @@ def main_impl(args):
     training.fit(
         model,
         (xt, yt),
-        (training.take(x, val_idx), y[val_idx]),
+        (xv, yv) if wv is None else (xv, yv, wv),
         config,
         model_name="tpmt",
         out_dir=args.out,
         run_config=run_config,
         verbose=0 if args.quiet else 2,
+        sample_weight=wt,
     )
     path = os.path.join(args.out, "tpmt.keras")
     model.save(path)

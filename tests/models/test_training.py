@@ -1,0 +1,37 @@
+"""The shared fit harness helpers."""
+
+import numpy as np
+
+from models import training
+
+
+def test_flat_weights_flatten_a_rising_spectrum():
+    rng = np.random.default_rng(0)
+    m = np.sqrt(rng.uniform(30**2, 300**2, 20000))  # density rising linearly with m
+    edges = np.arange(30, 310, 10)
+    w = training.flat_weights(m, edges)
+    np.testing.assert_allclose(w.mean(), 1.0, rtol=1e-6)
+    weighted, _ = np.histogram(m, edges, weights=w)
+    assert weighted.std() / weighted.mean() < 0.02
+    raw, _ = np.histogram(m, edges)
+    assert raw.std() / raw.mean() > 0.3
+
+
+def test_flat_weights_are_capped():
+    m = np.concatenate([np.full(1, 35.0), np.full(10000, 250.0)])
+    w = training.flat_weights(m, np.array([30.0, 40.0, 300.0]), max_weight=5.0)
+    assert w.max() <= 5.0 / np.mean(np.minimum(w, 5.0)) + 1e-6
+
+
+def test_split_indices_partition_and_seed():
+    a, b = training.split_indices(100, (0.8, 0.2), seed=3)
+    assert len(a) == 80 and len(b) == 20
+    assert sorted(np.concatenate([a, b]).tolist()) == list(range(100))
+    a2, _ = training.split_indices(100, (0.8, 0.2), seed=3)
+    np.testing.assert_array_equal(a, a2)
+
+
+def test_masked_stats_ignore_padding():
+    x = np.array([[[1.0], [3.0], [100.0]]])
+    mean, var = training.masked_stats(x, np.array([[True, True, False]]))
+    assert mean == [2.0] and var == [1.0]
