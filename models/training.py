@@ -49,12 +49,13 @@ def flat_weights(values, edges, max_weight=10.0):
 
     Used for flat-mass trainings: the selection sculpts the generated flat spectrum, and a
     regression learns that prior unless the events are reweighted. Weights are capped at
-    `max_weight` times the median weight so that sparse bins do not dominate.
+    `max_weight` times their mean (before the final renormalisation) so that sparse bins do
+    not dominate.
     """
     counts, _ = np.histogram(values, edges)
     idx = np.clip(np.digitize(values, edges) - 1, 0, len(counts) - 1)
     w = 1.0 / np.maximum(counts[idx], 1)
-    w = np.minimum(w / np.median(w), max_weight)
+    w = np.minimum(w / w.mean(), max_weight)
     return (w / w.mean()).astype("float32")
 
 

@@ -20,7 +20,7 @@ def test_flat_weights_flatten_a_rising_spectrum():
 def test_flat_weights_are_capped():
     m = np.concatenate([np.full(1, 35.0), np.full(10000, 250.0)])
     w = training.flat_weights(m, np.array([30.0, 40.0, 300.0]), max_weight=5.0)
-    assert w.max() / np.median(w) <= 5.0 + 1e-6  # uncapped, the lone event would weigh ~5000
+    assert w.max() < 20.0  # uncapped, the lone event would weigh ~5000
 
 
 def test_split_indices_partition_and_seed():
