@@ -173,6 +173,9 @@ def compute_metrics(obs, analytic):
         if m == "true":
             continue
         res["all"][m] = figures(o, true)
+        res["all"][m]["top_mass_quantiles"] = [
+            float(q) for q in np.nanpercentile(o["top_mass"], [16, 50, 84])
+        ]
         res["analytic_solved"][m] = figures(o, true, has)
     n = len(has)
     finite = np.all(np.isfinite(obs["analytic"]["m_tt"].reshape(n, -1)), 1)

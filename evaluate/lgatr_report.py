@@ -216,6 +216,19 @@ def model_card(res, args, plot_files, path):
     lines += _table(res["all"], methods, "seed")
     lines += ["", "Robust version: median(d) / (P84 - P16) / 2.", ""]
     lines += _table(res["all"], methods, "robust")
+    lines += [
+        "",
+        "Reconstructed top / antitop mass, median [P16, P84] (generated: 172.5 GeV): "
+        + ", ".join(
+            f"{LABELS[m]} {q[1]:.1f} [{q[0]:.1f}, {q[2]:.1f}] GeV"
+            for m in methods
+            for q in [res["all"][m]["top_mass_quantiles"]]
+        )
+        + ". The networks regress (px, py, pz, E) with an MSE: the top mass is not "
+        "constrained, and a too-large top mass raises m_tt (`models.lgatr.fit --mass-weight` "
+        "adds an m_tt term to the loss).",
+        "",
+    ]
     n_sol = round(an["solution_efficiency"] * res["n_events"])
     lines += [
         "",

@@ -44,7 +44,10 @@ def response(pred, true):
 
 
 def relative_bias_resolution(pred, true):
-    """RB = median((pred - true) / true), Res = (P84 - P16) / 2 of the same (seed 004)."""
+    """Robust RB = median((pred - true) / true), Res = (P84 - P16) / 2 of the same.
+
+    Seed 004 defines RB and Res as the mean and RMS of d; `evaluate.lgatr` reports both.
+    """
     pred, true = np.asarray(pred, float), np.asarray(true, float)
     ok = np.isfinite(pred) & np.isfinite(true) & (np.abs(true) > 0)
     d = (pred[ok] - true[ok]) / np.abs(true[ok])
