@@ -118,6 +118,30 @@ def run(process, n_events, seed, out, workers=1, progress=True, *, sample="ditau
     return len(cols["event"])
 
 
+def cached(name, n_events, seed, cache, **run_kwargs):
+    """Path of a generated sample in the `cache` folder, generating it first if needed.
+
+    Args:
+        name: file stem (e.g. the process), the path is `<cache>/<name>_seed<seed>_<n>.root`.
+        n_events, seed: as for `run`.
+        cache: folder of generated samples.
+        run_kwargs: passed to `run` (process, sample, ...).
+    """
+    path = os.path.join(cache, f"{name}_seed{seed}_{n_events}.root")
+    if not os.path.exists(path):
+        os.makedirs(cache, exist_ok=True)
+        print(f"generating {n_events} events into {path} (once; cached after)", file=sys.stderr)
+        # the file content depends on the worker count; it is part of the run config
+        run(
+            n_events=n_events,
+            seed=seed,
+            out=path,
+            workers=max(1, min(4, os.cpu_count() or 1)),
+            **run_kwargs,
+        )
+    return path
+
+
 @cli
 def main(argv=None):
     args = parse_args(argv)

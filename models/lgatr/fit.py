@@ -20,6 +20,7 @@ import sys
 import time
 
 from data.errors import UserError, cli
+from data.generate.__main__ import cached
 
 MODELS = ("lgatr", "plain")
 DEFAULT_EVENTS = 20000  # ~5 min of generation with 2 workers
@@ -47,22 +48,6 @@ def parse_args(argv):
     p.add_argument("--drop-nonfinite", action="store_true", help="drop events with NaN/inf")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     return p.parse_args(argv)
-
-
-def default_sample(n_events, seed, cache):
-    """Path of a cached generated dilepton ttbar sample, generating it first if needed."""
-    path = os.path.join(cache, f"ttbar_dilepton_seed{seed}_{n_events}.root")
-    if not os.path.exists(path):
-        from data.generate.__main__ import run
-
-        os.makedirs(cache, exist_ok=True)
-        print(
-            f"generating {n_events} dilepton ttbar events into {path} (once; cached after)",
-            file=sys.stderr,
-        )
-        workers = max(1, min(4, os.cpu_count() or 1))
-        run("ttbar_dilepton", n_events, seed, path, workers, sample="ttbar-dilepton")
-    return path
 
 
 def make_config(args):
@@ -130,7 +115,16 @@ def main_impl(args, argv=None):
         raise UserError(f"--events must be at least 10, got {args.events}")
     if args.data and args.events is not None:
         raise UserError("--events applies to the generated default sample, not to --data")
-    files = args.data or [default_sample(args.events or DEFAULT_EVENTS, args.seed, args.cache)]
+    files = args.data or [
+        cached(
+            "ttbar_dilepton",
+            args.events or DEFAULT_EVENTS,
+            args.seed,
+            args.cache,
+            process=None,
+            sample="ttbar-dilepton",
+        )
+    ]
     d = load(files, drop_nonfinite=args.drop_nonfinite)
     if d["targets"] is None:
         raise UserError(f"{files[0]} has no generator truth (GenTop_*): cannot train on it")

@@ -9,6 +9,7 @@ import os
 import sys
 
 from data.errors import UserError, cli
+from data.generate.__main__ import cached
 
 STRATEGIES = {
     # seed 000: train on flat-mass X -> tautau; resonant trainings on SM (+ BSM) processes
@@ -61,21 +62,6 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def default_sample(process, n_events, seed, cache):
-    """Path of a cached generated sample, generating it first if needed."""
-    path = os.path.join(cache, f"{process}_seed{seed}_{n_events}.root")
-    if not os.path.exists(path):
-        from data.generate.__main__ import run
-
-        os.makedirs(cache, exist_ok=True)
-        print(
-            f"generating {n_events} {process} events into {path} (once; cached after)",
-            file=sys.stderr,
-        )
-        run(process, n_events, seed, path, workers=max(1, min(4, os.cpu_count() or 1)))
-    return path
-
-
 def main_impl(args):
     import numpy as np
 
@@ -113,7 +99,7 @@ def main_impl(args):
     if args.events is not None and args.events < 10:
         raise UserError(f"--events must be at least 10, got {args.events}")
     files = args.data or [
-        default_sample(p, args.events or DEFAULT_EVENTS[p], args.seed, args.cache)
+        cached(p, args.events or DEFAULT_EVENTS[p], args.seed, args.cache, process=p)
         for p in STRATEGIES[args.strategy]
     ]
     d = load(files, channel=args.channel, drop_nonfinite=args.drop_nonfinite)
