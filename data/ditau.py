@@ -45,7 +45,19 @@ PRODUCT_FEATURES = (
     "leg",
 )
 JET_FEATURES = ("log_pt", "eta", "dphi", "log_mass")
-MET_FEATURES = ("log_pt", "dphi", "cov_par", "cov_perp", "cov_cross", "log_m_vis")
+MET_FEATURES = (
+    "log_pt",
+    "dphi",
+    "cov_par",
+    "cov_perp",
+    "cov_cross",
+    "log_m_vis",
+    "coll_r1",
+    "coll_r2",
+    "met_par1",
+    "met_par2",
+)
+COLLINEAR_R_RANGE = (-3.0, 10.0)  # nu/visible ratios beyond this carry no extra information
 
 _LEP = ("pt", "eta", "phi", "mass", "charge", "genTauIdx")
 BRANCHES = (
@@ -298,6 +310,7 @@ def _build(a, legs, channel, truth, max_products, max_jets):
             cov_r[:, 1, 1] / 400.0,
             cov_r[:, 0, 1] / 400.0,
             np.log(np.maximum(m_vis, 1e-3)),
+            *collinear_features(legs["pt"], legs["phi"], met_pt, met_phi),
         ],
         -1,
     )
@@ -325,6 +338,27 @@ def _build(a, legs, channel, truth, max_products, max_jets):
             process=ak.to_numpy(process) if process is not None else np.full(n, -1),
         ),
     )
+
+
+def collinear_features(pt, phi, met_pt, met_phi):
+    """Neutrino-to-visible ratios r1, r2 of the collinear approximation (MET = r1 p1T + r2 p2T)
+    and the MET component along each leg over that leg's pT; all rotation invariant.
+
+    Args:
+        pt, phi: (N, 2) leg pT and phi. met_pt, met_phi: (N,).
+    Returns:
+        four (N,) arrays: r1, r2 (clipped to COLLINEAR_R_RANGE), par1, par2.
+    """
+    px, py = pt * np.cos(phi), pt * np.sin(phi)
+    mx, my = met_pt * np.cos(met_phi), met_pt * np.sin(met_phi)
+    det = px[:, 0] * py[:, 1] - py[:, 0] * px[:, 1]
+    safe = np.where(np.abs(det) > 1e-6 * pt[:, 0] * pt[:, 1], det, np.nan)
+    r1 = (mx * py[:, 1] - my * px[:, 1]) / safe
+    r2 = (px[:, 0] * my - py[:, 0] * mx) / safe
+    lo, hi = COLLINEAR_R_RANGE
+    r1, r2 = (np.clip(np.nan_to_num(r, nan=hi), lo, hi) for r in (r1, r2))
+    par = (mx[:, None] * px + my[:, None] * py) / np.maximum(pt, 1e-3) ** 2
+    return r1, r2, par[:, 0], par[:, 1]
 
 
 def wrap_ak(dphi):

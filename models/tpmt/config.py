@@ -47,7 +47,7 @@ class TPMTConfig:
     n_product_features: int = 9
     n_jets: int = 3
     n_jet_features: int = 4
-    n_met_features: int = 6
+    n_met_features: int = 10
 
     def to_dict(self):
         return asdict(self)
