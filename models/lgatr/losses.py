@@ -3,12 +3,17 @@
 import keras
 from keras import ops
 
-from models import physics
-
 
 def _pair_mass(p):
-    """Invariant mass of the sum of the two four-vectors (B, 2, 4) (px, py, pz, E) -> (B,)."""
-    return physics.invariant_mass(ops.sum(p, axis=1))
+    """Signed, smooth invariant mass of the sum of two four-vectors (B, 2, 4) -> (B,) GeV.
+
+    m2 / sqrt(|m2| + 1 GeV^2): equal to sqrt(m2) for m2 >> 1 GeV^2, with a finite gradient
+    through m2 = 0 and a restoring one for space-like predictions (a clamped sqrt has an
+    exploding gradient near zero, which stalled trainings with the m_tt term).
+    """
+    tt = ops.sum(p, axis=1)
+    m2 = tt[..., 3] ** 2 - ops.sum(tt[..., :3] ** 2, axis=-1)
+    return m2 / ops.sqrt(ops.abs(m2) + 1.0)
 
 
 @keras.saving.register_keras_serializable(package="hepformers")

@@ -160,9 +160,32 @@ def test_loss_hand_computed():
     # MSE: one component off by 1 (in units of 100 GeV) over 8 -> 0.125; mass: (1)^2 = 1.
     np.testing.assert_allclose(np.asarray(top_reconstruction_loss(y_true, y_pred)), [0.125])
     np.testing.assert_allclose(
-        np.asarray(top_reconstruction_loss(y_true, y_pred, mass_weight=0.5)), [0.625], rtol=1e-6
-    )
+        np.asarray(top_reconstruction_loss(y_true, y_pred, mass_weight=0.5)), [0.625], rtol=1e-4
+    )  # the smooth mass differs from sqrt(m2) by ~1e-5 relative at these masses
     loss = TopReconstructionLoss(momentum_scale=50.0, mass_weight=1.0)
-    np.testing.assert_allclose(float(loss(y_true, y_pred)), 0.5 + 4.0, rtol=1e-6)
+    np.testing.assert_allclose(float(loss(y_true, y_pred)), 0.5 + 4.0, rtol=1e-4)
     clone = TopReconstructionLoss.from_config(loss.get_config())
     assert clone.get_config() == loss.get_config()
+
+
+def test_mass_term_gradient_is_finite_for_massless_and_spacelike_predictions():
+    import tensorflow as tf
+
+    from models.lgatr.losses import ttbar_mass_mse
+
+    y_true = tf.constant([[[0.0, 0.0, 100.0, 200.0], [0.0, 0.0, -100.0, 200.0]]] * 2)
+    # a zero prediction and a space-like one
+    y_pred = tf.Variable([[[0.0, 0.0, 0.0, 0.0]] * 2, [[50.0, 0.0, 0.0, 1.0]] * 2])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(ttbar_mass_mse(y_true, y_pred))
+    grad = tape.gradient(loss, y_pred).numpy()
+    assert np.all(np.isfinite(grad))
+    assert np.abs(grad[1]).max() > 0  # pushes the space-like prediction back
+
+
+def test_mass_term_equals_mass_for_timelike_pairs():
+    from models.lgatr.losses import _pair_mass
+
+    p = np.array([[[0.0, 0.0, 100.0, 200.0], [0.0, 0.0, -100.0, 200.0]]], "float32")
+    m = keras.ops.convert_to_numpy(_pair_mass(p))
+    np.testing.assert_allclose(m, 400.0 * 400.0 / np.sqrt(400.0**2 + 1.0), rtol=1e-6)
