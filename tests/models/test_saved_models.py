@@ -1,0 +1,46 @@
+"""The committed default models load in safe mode and accept what today's loaders produce."""
+
+import os
+
+import numpy as np
+import pytest
+
+from data import io
+from data.generate.ditau_output import to_root_columns
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load(path):
+    import keras
+
+    import models  # noqa: F401
+
+    full = os.path.join(ROOT, path)
+    if not os.path.exists(full):
+        pytest.skip(f"{path} not trained in this checkout")
+    return keras.models.load_model(full, safe_mode=True)
+
+
+def test_saved_tpmt_matches_the_ditau_loader(tmp_path):
+    from data.ditau import load
+    from data.generate.ditau import generate
+    from models.tpmt.model import predict_named
+
+    model = _load("saved_models/tpmt/tpmt.keras")
+    path = str(tmp_path / "h125.root")
+    io.write_events(path, to_root_columns(generate("h125", 40, 5)))
+    pred = predict_named(model, load(path)["inputs"])
+    assert np.all(np.isfinite(pred["m_tautau"])) and np.all(pred["m_tautau"] > 0)
+    assert 60 < np.median(pred["m_tautau"]) < 200  # a trained model, on H(125) events
+
+
+def test_saved_lgatr_matches_the_lgatr_loader(tmp_path):
+    from data.generate.ttbar_dilepton import generate
+    from data.lgatr import load
+
+    model = _load("saved_models/lgatr/lgatr.keras")
+    path = str(tmp_path / "tt.root")
+    io.write_events(path, to_root_columns(generate(30, 5)))
+    tops = model.predict(load(path)["inputs"], verbose=0)["tops"]
+    assert tops.shape == (30, 2, 4) and np.all(np.isfinite(tops))
