@@ -13,18 +13,9 @@ import time
 import numpy as np
 
 from evaluate.baselines.analytic_top import solution_efficiency, solve_dilepton
+from evaluate.bench.toy_kinematics import boost
 
 M_TOP, M_W, M_B, M_L = 172.5, 80.4, 4.8, 0.10566
-
-
-def _boost(p, beta):
-    """Boost four-vectors p (N, 4) by velocities beta (N, 3)."""
-    b2 = np.sum(beta**2, axis=1)
-    gamma = 1.0 / np.sqrt(1.0 - b2)
-    bp = np.sum(beta * p[:, :3], axis=1)
-    g2 = np.where(b2 > 0, (gamma - 1.0) / np.where(b2 > 0, b2, 1.0), 0.0)
-    p3 = p[:, :3] + (g2 * bp + gamma * p[:, 3])[:, None] * beta
-    return np.concatenate([p3, (gamma * (p[:, 3] + bp))[:, None]], axis=1)
 
 
 def _decay(rng, parent, m_parent, m1, m2):
@@ -36,7 +27,7 @@ def _decay(rng, parent, m_parent, m1, m2):
     d = q * np.stack([sin * np.cos(phi), sin * np.sin(phi), cos], axis=1)
     beta = parent[:, :3] / parent[:, 3:]
     e1, e2 = np.full((n, 1), np.hypot(q, m1)), np.full((n, 1), np.hypot(q, m2))
-    return _boost(np.concatenate([d, e1], 1), beta), _boost(np.concatenate([-d, e2], 1), beta)
+    return boost(np.concatenate([d, e1], 1), beta), boost(np.concatenate([-d, e2], 1), beta)
 
 
 def toy_events(n, seed=0):

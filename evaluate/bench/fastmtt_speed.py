@@ -17,18 +17,9 @@ import numpy as np
 
 from evaluate.baselines.collinear import Leg, collinear_mass
 from evaluate.baselines.fastmtt import fastmtt
+from evaluate.bench.toy_kinematics import boost
 
 M_H, M_TAU = 125.0, 1.77685
-
-
-def _boost(p, beta):
-    """Boost four-vectors p (N, 4) by velocities beta (N, 3)."""
-    b2 = np.sum(beta**2, axis=1)
-    gamma = 1.0 / np.sqrt(1.0 - b2)
-    bp = np.sum(beta * p[:, :3], axis=1)
-    g2 = np.where(b2 > 0, (gamma - 1.0) / np.where(b2 > 0, b2, 1.0), 0.0)
-    p3 = p[:, :3] + (g2 * bp + gamma * p[:, 3])[:, None] * beta
-    return np.concatenate([p3, (gamma * (p[:, 3] + bp))[:, None]], axis=1)
 
 
 def _legs(rng, tau, x):
@@ -58,7 +49,7 @@ def toy_events(n, seed=0, met_sigma=20.0):
     q = np.sqrt(M_H**2 / 4 - M_TAU**2)
     d = q * np.stack([np.sqrt(1 - cos**2) * np.cos(phi), np.sqrt(1 - cos**2) * np.sin(phi), cos], 1)
     e = np.full((m, 1), M_H / 2)
-    tau1, tau2 = _boost(np.concatenate([d, e], 1), beta), _boost(np.concatenate([-d, e], 1), beta)
+    tau1, tau2 = boost(np.concatenate([d, e], 1), beta), boost(np.concatenate([-d, e], 1), beta)
     x1, x2 = rng.uniform(0.15, 0.95, m), rng.uniform(0.15, 0.95, m)
     keep = (np.hypot(*(x1[:, None] * tau1[:, :2]).T) > 20) & (
         np.hypot(*(x2[:, None] * tau2[:, :2]).T) > 20
