@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 LABELS = {"tpmt": "TPMT", "fastmtt": "FastMTT", "collinear": "Collinear", "vis": "Visible"}
-COLORS = {"tpmt": "C0", "fastmtt": "C1", "collinear": "C2", "vis": "C7"}
+COLORS = {"tpmt": "tab:blue", "fastmtt": "tab:orange", "collinear": "tab:green", "vis": "tab:gray"}
 
 
 def _plt():
@@ -51,6 +51,7 @@ def plots(p, res, out):
         ax.plot([0, 200], [0, 200], "w--", lw=1)
         ax.set_xlabel(rf"$p_T^{{target}}(\tau_{i})$ [GeV]")
         ax.set_ylabel(rf"$p_T^{{TPMT}}(\tau_{i})$ [GeV]")
+    fig.subplots_adjust(wspace=0.35)
     fig.savefig(os.path.join(out, "pt_pred_vs_target.png"), dpi=80, bbox_inches="tight")
     plt.close(fig)
     if res.get("flat_response"):
