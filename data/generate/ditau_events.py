@@ -132,12 +132,12 @@ def finish(rec, charge, rng, legs, process):
 
     ok, channel = select(legs)
     events = np.nonzero(ok)[0]
-    final = rec.is_final & ~td.is_neutrino(rec.id)
-    final[legs["excluded"]] = False
     p4 = rec.p4
     pt_all, eta_all, _, _ = kinematics(p4)
-    final &= np.abs(eta_all) < cms.VISIBLE_ETA_MAX
-    final &= np.isin(rec.event, events)
+    # everything a detector sees; GenMET is minus its sum
+    visible = rec.is_final & ~td.is_neutrino(rec.id) & (np.abs(eta_all) < cms.VISIBLE_ETA_MAX)
+    final = visible & np.isin(rec.event, events)
+    final[legs["excluded"]] = False
     use = np.nonzero(final)[0]
     new_event = np.searchsorted(events, rec.event[use])
     jets, constituents = cluster(p4[use], new_event, len(events), min_pt=JET_MET_MIN_PT)
@@ -163,11 +163,7 @@ def finish(rec, charge, rng, legs, process):
     }
     objects = met_reco.object_table(lead, jet_event, rpt, rphi, rsig, len(events))
     met = met_reco.reconstruct_met(rng, objects, recoil, sum_et)
-    gen_vis = _sum_by(
-        rec.event[rec.is_final & ~td.is_neutrino(rec.id) & (np.abs(eta_all) < cms.VISIBLE_ETA_MAX)],
-        p4[rec.is_final & ~td.is_neutrino(rec.id) & (np.abs(eta_all) < cms.VISIBLE_ETA_MAX)],
-        rec.n_events,
-    )[events]
+    gen_vis = _sum_by(rec.event[visible], p4[visible], rec.n_events)[events]
     met["GenMET_pt"], met["GenMET_phi"] = met_reco.pt_phi(-gen_vis[:, 0], -gen_vis[:, 1])
     jets_out = dict(
         event=jet_event, pt=rpt, eta=reta, phi=rphi, mass=jm * rpt / np.maximum(jpt, 1e-9)
