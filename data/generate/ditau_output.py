@@ -23,6 +23,19 @@ def collection(event, n_events, order_key=None, **fields):
     return out, order
 
 
+# output branch -> leg field, in branch order (leptons have no decayMode)
+_LEG_BRANCHES = {
+    "pt": "pt",
+    "eta": "eta",
+    "phi": "phi",
+    "mass": "mass",
+    "charge": "charge",
+    "decayMode": "decay_mode",
+    "genTauIdx": "gen_tau",
+    "topMatch": "top_match",
+}
+
+
 def assemble(rec, charge, rng, legs, events, channel, jets, met, process):
     """Columns for the selected `events` of one batch (see module doc)."""
     from data.generate.ditau_events import kinematics
@@ -50,19 +63,11 @@ def assemble(rec, charge, rng, legs, events, channel, jets, met, process):
         "channel": channel.astype(np.int32),
     }
     had = get["kind"] == td.HADRONIC
-    tau, order = collection(
-        ev2[had],
-        n,
-        get["pt"][had],
-        pt=get["pt"][had],
-        eta=get["eta"][had],
-        phi=get["phi"][had],
-        mass=get["mass"][had],
-        charge=get["charge"][had],
-        decayMode=get["decay_mode"][had],
-        genTauIdx=get["gen_tau"][had],
-        topMatch=get["top_match"][had],
-    )
+
+    def leg_branches(sel, decay_mode):
+        return {b: get[k][sel] for b, k in _LEG_BRANCHES.items() if decay_mode or b != "decayMode"}
+
+    tau, order = collection(ev2[had], n, get["pt"][had], **leg_branches(had, True))
     cols["Tau"] = tau
     # index of each hadronic leg inside its event's Tau collection, for PFCand_tauIdx
     leg_label = (2 * events[:, None] + np.array([0, 1])).ravel()[had][order]
@@ -70,18 +75,7 @@ def assemble(rec, charge, rng, legs, events, channel, jets, met, process):
     tau_index = dict(zip(leg_label.tolist(), (np.arange(len(leg_label)) - first).tolist()))
     for name, kind in (("Muon", td.MUON), ("Electron", td.ELECTRON)):
         sel = get["kind"] == kind
-        cols[name], _ = collection(
-            ev2[sel],
-            n,
-            None,
-            pt=get["pt"][sel],
-            eta=get["eta"][sel],
-            phi=get["phi"][sel],
-            mass=get["mass"][sel],
-            charge=get["charge"][sel],
-            genTauIdx=get["gen_tau"][sel],
-            topMatch=get["top_match"][sel],
-        )
+        cols[name], _ = collection(ev2[sel], n, None, **leg_branches(sel, False))
     # PF candidates of the tau_h legs, smeared by type
     keep = np.isin(legs["pf_leg"] // 2, events)
     idx, leg = legs["pf_idx"][keep], legs["pf_leg"][keep]
