@@ -16,12 +16,19 @@ Differences from the C++, all deliberate: the legs are ordered as ``FastMTT::run
 (leptonic first, else higher pT first; the C++ sorts but then uses the unsorted legs), and
 results are returned in the caller's leg order; the scan runs in log space, so an event whose
 likelihood underflows double precision still gets its maximum; an event with no grid point of
-non-zero likelihood gets NaN instead of the C++ fallback ``x = (0.75, 0.75)``.
+non-zero likelihood gets NaN instead of the C++ fallback ``x = (0.75, 0.75)``; the 0.3 GeV
+reset of hadronic ``m_vis > 1.5 GeV`` (``Likelihood::setLeptonInputs``) tests the leg's clamped
+input mass, as the Python port does, not the mass recomputed from its four-vector as the C++ does
+(a leg clamped to 1.5 GeV recomputes to 1.5 + O(1e-12) GeV for about a third of kinematics, so
+there rounding decides whether it is reset).
+
+Optionally (``quantiles=``) the per-event quantiles of ``m`` under the scanned likelihood are
+returned too, as FastMTT's own mass uncertainty (see :func:`fastmtt`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -57,6 +64,8 @@ class FastMTTResult(NamedTuple):
         tau2_p4: ``leg2 / x2``, shape (N, 4).
         likelihood: ``L`` at the maximum (positive; the C++ reports ``-L``); may underflow to 0.
         valid: False where no grid point has ``L > 0``; all other fields are NaN there.
+        mass_quantiles: Quantiles of ``m`` under the scanned likelihood, one column per entry of
+            the ``quantiles`` argument of :func:`fastmtt`, shape (N, Q); (N, 0) by default.
     """
 
     mass: np.ndarray
@@ -67,6 +76,7 @@ class FastMTTResult(NamedTuple):
     tau2_p4: np.ndarray
     likelihood: np.ndarray
     valid: np.ndarray
+    mass_quantiles: np.ndarray
 
 
 def clamp_visible_mass(leg: Leg) -> np.ndarray:
@@ -102,13 +112,14 @@ def as_met_cov(met_cov, n: int) -> np.ndarray:
     return v
 
 
-def _scan(p1, p2, m_vis, xmin1, xmin2, lep1, lep2, met, icov, x, kappa, mass_scale):
+def _scan(p1, p2, m_vis, xmin1, xmin2, lep1, lep2, met, icov, x, kappa, mass_scale, q):
     """Log-likelihood grid scan for one chunk of B events over G x G grid points.
 
     Args are per event (leading axis B): legs ``p1, p2`` (B, 4); ``m_vis, xmin1, xmin2`` (B,);
     ``lep1, lep2`` bool (B,); ``met`` (B, 2); inverse covariance ``icov`` (B, 3) as
-    ``(xx, xy, yy)``; ``x`` the grid (G,). Returns the flat best index (x2-major, as the C++ loop
-    order, so ties go to the same point) and its log-likelihood without event constants, (B,).
+    ``(xx, xy, yy)``; ``x`` the grid (G,); ``q`` the quantile levels (Q,). Returns the flat best
+    index (x2-major, as the C++ loop order, so ties go to the same point) and its log-likelihood
+    without event constants, (B,), and the mass quantiles (B, Q) (NaN for events without L > 0).
     """
     b, g = p1.shape[0], x.shape[0]
     r = 1.0 / x - 1.0  # neutrino-to-visible momentum ratio, (G,)
@@ -155,7 +166,19 @@ def _scan(p1, p2, m_vis, xmin1, xmin2, lep1, lep2, met, icov, x, kappa, mass_sca
         logl = -0.5 * pull2 + np.log(integral) - 0.5 * kappa * np.log(ms2)
     logl = np.where(ok, logl, -np.inf).reshape(b, g * g)
     best = np.argmax(logl, axis=1)
-    return best, logl[np.arange(b), best]
+    best_logl = logl[np.arange(b), best]
+    if q.size == 0:
+        return best, best_logl, np.empty((b, 0))
+    # Quantiles of m with weights L: the inverse of the step CDF of the grid masses sorted per
+    # event; the first mass where the CDF reaches q carries weight > 0 for 0 < q < 1.
+    m = np.sqrt(ms2.reshape(b, g * g)) / mass_scale
+    order = np.argsort(m, axis=1)
+    with np.errstate(invalid="ignore"):  # -inf - -inf: events without L > 0, NaN below
+        cdf = np.cumsum(np.exp(np.take_along_axis(logl, order, 1) - best_logl[:, None]), axis=1)
+    cdf /= cdf[:, -1:]
+    k = (cdf[:, None, :] < q[None, :, None]).sum(axis=2)  # first index with CDF >= q, (B, Q)
+    mq = np.take_along_axis(np.take_along_axis(m, order, 1), np.minimum(k, g * g - 1), 1)
+    return best, best_logl, np.where(np.isfinite(best_logl)[:, None], mq, np.nan)
 
 
 def _minkowski(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -175,8 +198,20 @@ def fastmtt(
     mass_scale: float = 1.0 / 1.15,
     clamp_vis_mass: bool = True,
     chunk_size: int = 128,
+    quantiles: Sequence[float] = (),
 ) -> FastMTTResult:
     """FastMTT di-tau mass: grid maximum of ``W_MET * L_mass`` over (x1, x2).
+
+    With ``quantiles``, also FastMTT's own per-event mass uncertainty: each grid point
+    ``(x1, x2)`` has the mass ``m = |leg1 / x1 + leg2 / x2|`` and the weight ``L(x1, x2)``
+    (normalised over the grid, i.e. the likelihood integrated over a uniform ``dx1 dx2``); the
+    quantile ``q`` is the smallest grid mass at which the cumulative weight of the masses sorted
+    in ascending order reaches ``q``. The point estimate (the grid maximum) usually lies between
+    the 0.16 and 0.84 quantiles, but a skewed likelihood need not put it there.
+
+    Example:
+        ``res = fastmtt(leg1, leg2, met_x, met_y, met_cov, quantiles=(0.16, 0.84))``, then
+        ``q16, q84 = res.mass_quantiles.T``.
 
     Args:
         leg1: First visible leg, fields of shape (N,) (see :class:`Leg`).
@@ -191,6 +226,9 @@ def fastmtt(
         clamp_vis_mass: First clamp leg masses as ``MeasuredTauLepton`` does (see
             :func:`clamp_visible_mass`); the leg four-vectors then use the clamped masses.
         chunk_size: Events per vectorised block (memory ~ 10 * chunk_size * grid^2 * 8 bytes).
+        quantiles: Levels in (0, 1) of the mass quantiles to return in ``mass_quantiles``
+            (e.g. ``(0.16, 0.84)``); empty (the default) skips their computation (a sort of
+            the grid masses per event, which makes a call 2-3 times slower).
 
     Returns:
         A :class:`FastMTTResult` in the caller's leg order. Events with no grid point of
@@ -199,7 +237,8 @@ def fastmtt(
     Raises:
         ValueError: inconsistent lengths, non-finite values, bad leg fields, or a MET
             covariance that is not symmetric positive definite with ``det V >= 1e-10``
-            (the C++ returns ``W_MET = 0`` for every grid point of such an event).
+            (the C++ returns ``W_MET = 0`` for every grid point of such an event), or a
+            quantile level outside (0, 1).
     """
     l1, l2 = as_leg(leg1, "leg1"), as_leg(leg2, "leg2")
     n = check_same_length(l1.pt, l2.pt, np.asarray(met_cov), names=("leg1", "leg2", "met_cov"))
@@ -207,6 +246,9 @@ def fastmtt(
     v = as_met_cov(met_cov, n)
     if grid < 1 or chunk_size < 1:
         raise ValueError(f"grid ({grid}) and chunk_size ({chunk_size}) must be >= 1")
+    q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
+    if np.any(~((q > 0) & (q < 1))):
+        raise ValueError(f"quantiles: levels must lie in (0, 1), got {list(q)}")
 
     # Order legs as FastMTT::compareLeptons intends: leptonic before hadronic, else higher pT.
     lep_a, lep_b = l1.kind != HADRONIC, l2.kind != HADRONIC
@@ -216,12 +258,14 @@ def fastmtt(
     pa, pb = to_p4(l1.pt, l1.eta, l1.phi, mass_a), to_p4(l2.pt, l2.eta, l2.phi, mass_b)
     p1, p2 = np.where(swap[:, None], pb, pa), np.where(swap[:, None], pa, pb)
     lep1, lep2 = np.where(swap, lep_b, lep_a), np.where(swap, lep_a, lep_b)
-    # Likelihood::setLeptonInputs: hadronic m_vis > 1.5 GeV is reset to 0.3 GeV for x_min (only
-    # reachable with clamp_vis_mass=False); the four-vectors keep their mass.
+    m_in1, m_in2 = np.where(swap, mass_b, mass_a), np.where(swap, mass_a, mass_b)
+    # Likelihood::setLeptonInputs: hadronic m_vis > 1.5 GeV is reset to 0.3 GeV for x_min; the
+    # four-vectors keep their mass. Test the input mass, not p4_mass(p): a leg clamped to 1.5 GeV
+    # recomputes to 1.5 + 1e-12 GeV about a third of the time and would get the reset, so it
+    # applies only to masses really above 1.5 GeV (clamp_vis_mass=False).
     mvis_leg = []
-    for p, lep in ((p1, lep1), (p2, lep2)):
-        m = p4_mass(p)
-        mvis_leg.append(np.where(~lep & (m > 1.5), 0.3, m))
+    for p, lep, m_in in ((p1, lep1, m_in1), (p2, lep2, m_in2)):
+        mvis_leg.append(np.where(~lep & (m_in > 1.5), 0.3, p4_mass(p)))
     xmin1, xmin2 = (mvis_leg[0] / TAU_MASS) ** 2, (mvis_leg[1] / TAU_MASS) ** 2
     m_vis = p4_mass(p1 + p2)
 
@@ -234,11 +278,12 @@ def fastmtt(
 
     best = np.empty(n, dtype=np.int64)
     best_logl = np.empty(n)
+    mass_q = np.empty((n, q.size))
     for s in range(0, n, chunk_size):
         sl = slice(s, s + chunk_size)
-        best[sl], best_logl[sl] = _scan(
+        best[sl], best_logl[sl], mass_q[sl] = _scan(
             p1[sl], p2[sl], m_vis[sl], xmin1[sl], xmin2[sl], lep1[sl], lep2[sl],
-            met[sl], icov[sl], x, kappa, mass_scale,
+            met[sl], icov[sl], x, kappa, mass_scale, q,
         )  # fmt: skip
 
     valid = np.isfinite(best_logl)
@@ -261,4 +306,5 @@ def fastmtt(
         tau2_p4=tau2,
         likelihood=likelihood,
         valid=valid,
+        mass_quantiles=mass_q,
     )

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from evaluate.baselines.collinear import Leg, collinear_mass, p4_mass, visible_mass
+from evaluate.baselines.collinear import Leg, collinear_mass, p4_mass, to_p4, visible_mass
 from evaluate.baselines.fastmtt import fastmtt
 
 M_TAU = 1.77685
@@ -210,6 +210,48 @@ def test_fastmtt_no_valid_grid_point_gives_nan():
     assert not res.valid[0] and np.isnan(res.mass[0]) and np.isnan(res.tau1_p4).all()
 
 
+def test_fastmtt_hadronic_mass_clamped_to_1p5_is_not_reset():
+    # A tau_h of m_vis = 1.6 GeV is clamped to 1.5 GeV, so x_min = (1.5 / m_tau)^2 = 0.71. The
+    # 0.3 GeV reset of x_min is for masses above 1.5 GeV only, but the mass recomputed from the
+    # clamped four-vector rounds to 1.5 + O(1e-12) for about a third of kinematics: look for such
+    # an event, with the true x = 0.3 of the tau_h leg far below x_min, so a reset shows.
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        had, other, mx, my = collinear_event(0.3, 0.64, direction=rng.normal(size=3))
+        if p4_mass(to_p4(had.pt, had.eta, had.phi, 1.5))[0] > 1.5:
+            break
+    else:
+        pytest.fail("no event whose clamped tau_h four-vector rounds above 1.5 GeV")
+
+    def run(m):
+        leg = Leg(had.pt, had.eta, had.phi, np.array([m]), had.kind, had.decay_mode)
+        return fastmtt(leg, other, mx, my, cov(5.0))
+
+    clamped, exact, below = run(1.6), run(1.5), run(1.5 - 1e-9)
+    assert clamped.x1[0] >= (1.5 / M_TAU) ** 2
+    np.testing.assert_array_equal(clamped.mass, exact.mass)
+    # ... and equals the result just below the clamp, where rounding cannot reach 1.5.
+    assert (clamped.x1[0], clamped.x2[0]) == (below.x1[0], below.x2[0])
+    np.testing.assert_allclose(clamped.mass, below.mass, rtol=1e-6)
+
+
+def test_fastmtt_mass_quantiles_bracket_the_estimate():
+    leg1, leg2, mx, my, v = random_events(np.random.default_rng(5), 6)
+    res = fastmtt(leg1, leg2, mx, my, v, grid=49, quantiles=(0.16, 0.5, 0.84))
+    q16, q50, q84 = res.mass_quantiles.T
+    assert res.mass_quantiles.shape == (6, 3) and res.valid.all()
+    assert np.all(q16 < q84) and np.all((q16 <= q50) & (q50 <= q84))
+    assert np.all((q16 <= res.mass) & (res.mass <= q84))
+    # The default computes no quantiles and leaves the estimate unchanged.
+    plain = fastmtt(leg1, leg2, mx, my, v, grid=49)
+    assert plain.mass_quantiles.shape == (6, 0)
+    np.testing.assert_array_equal(plain.mass, res.mass)
+    # A MET resolution of 0.1 GeV leaves one grid point: every quantile is its mass.
+    leg1, leg2, mx, my = collinear_event(0.37, 0.64)
+    sharp = fastmtt(leg1, leg2, mx, my, cov(0.1), quantiles=(0.16, 0.84))
+    np.testing.assert_allclose(sharp.mass_quantiles, [[125.0, 125.0]], rtol=1e-9)
+
+
 # ---------------------------------------------------------------- vectorisation vs reference
 
 
@@ -246,8 +288,10 @@ def reference_fastmtt(leg1, leg2, met_x, met_y, v, *, grid=99, sort=True):
 
     p1, p2 = p4(legs[0]), p4(legs[1])
     mvis = mass([a + b for a, b in zip(p1, p2, strict=True)])
+    # The C++ tests mass(p) > 1.5, which rounding decides for a mass clamped to 1.5; the clamped
+    # mass itself is tested here, as fastmtt does (see its module docstring).
     mv = [
-        mass(p) if not (g["kind"] == 1 and mass(p) > 1.5) else 0.3 for p, g in zip((p1, p2), legs)
+        mass(p) if not (g["kind"] == 1 and g["mass"] > 1.5) else 0.3 for p, g in zip((p1, p2), legs)
     ]
     xmin = [min(1.0, (m / M_TAU) ** 2) for m in mv]
     det = v[0, 0] * v[1, 1] - v[0, 1] * v[1, 0]
@@ -346,6 +390,8 @@ def test_bad_input_raises_value_error():
         fastmtt(leg1, leg2, mx, my, v_bad)
     with pytest.raises(ValueError, match=r"expected shape \(5, 2, 2\)"):
         fastmtt(leg1, leg2, mx, my, v[:, 0])
+    with pytest.raises(ValueError, match=r"quantiles: levels must lie in \(0, 1\)"):
+        fastmtt(leg1, leg2, mx, my, v, quantiles=(0.16, 1.0))
     with pytest.raises(ValueError, match="leg2.kind: 4"):
         visible_mass(leg1, {**leg2.__dict__, "kind": np.full(5, 4)})
     with pytest.raises(ValueError, match="missing field"):
