@@ -2,6 +2,11 @@
 
 Writes DIR/predictions.root, DIR/metrics.json, PNG plots and the model card DIR/README.md.
 
+A TPMT with the quantile head (5 output columns) also gives a per-event 68% interval
+[m_tpmt_q16, m_tpmt_q84]; metrics.json then holds its coverage (the fraction of events with m_true
+inside, goal 0.68) per process and channel. A model saved before the quantile head (3 columns)
+still evaluates: its m_tpmt_q16 / m_tpmt_q84 branches are NaN and no coverage is reported.
+
 Example:
     python -m evaluate.tpmt --model saved_models/tpmt/tpmt.keras \
         --input h125.root dy.root flat_test.root --out saved_models/tpmt
@@ -78,6 +83,8 @@ def predict_all(model, d, *, run_fastmtt=True):
         pred["tau1_pt"],
         pred["tau2_pt"],
     )
+    for q in ("q16", "q84"):  # NaN for a model without the quantile head (3 output columns)
+        out[f"m_tpmt_{q}"] = pred.get(f"m_tautau_{q}", np.full(n, np.nan, "float32"))
     t = time.perf_counter()
     coll = collinear_mass(leg[0], leg[1], d["meta"]["met_x"], d["meta"]["met_y"])
     seconds["collinear"] = time.perf_counter() - t
@@ -98,10 +105,40 @@ def predict_all(model, d, *, run_fastmtt=True):
     return out, seconds
 
 
+def has_quantiles(p):
+    """True when the TPMT predictions carry a 68% interval (a model with the quantile head)."""
+    return bool(np.isfinite(p["m_tpmt_q16"]).any() and np.isfinite(p["m_tpmt_q84"]).any())
+
+
+def interval_coverage(lo, hi, true):
+    """Coverage of per-event intervals [lo, hi] of `true`, over events with finite values.
+
+    Returns:
+        dict coverage_68 (fraction of events with lo <= true <= hi), half_width (median of
+        (hi - lo) / (2 true), to set beside the resolution), n (events used).
+    """
+    lo, hi, true = (np.asarray(a, float) for a in (lo, hi, true))
+    ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(true) & (true > 0)
+    if not ok.any():
+        return {"coverage_68": float("nan"), "half_width": float("nan"), "n": 0}
+    inside = (lo[ok] <= true[ok]) & (true[ok] <= hi[ok])
+    return {
+        "coverage_68": float(inside.mean()),
+        "half_width": float(np.median((hi[ok] - lo[ok]) / (2 * true[ok]))),
+        "n": int(ok.sum()),
+    }
+
+
 def compute_metrics(p):
-    """Response per process and channel, H-Z separation, flat-mass response, per method."""
+    """Response per process and channel, H-Z separation, flat-mass response, per method.
+
+    With TPMT quantiles (see `has_quantiles`), each per_process_channel[...]["tpmt"] also holds
+    `coverage_68` and `half_width` (see `interval_coverage`), and `flat_coverage` holds them in
+    bins of the true mass of the flat sample; without, those keys are absent.
+    """
     from evaluate import metrics
 
+    quantiles = has_quantiles(p)
     res = {"per_process_channel": {}, "separation": {}, "flat_response": {}}
     for proc in np.unique(p["process"]):
         for ch in [None, *np.unique(p["channel"])]:
@@ -115,6 +152,12 @@ def compute_metrics(p):
                 r = metrics.response(p[f"m_{m}"][sel], p["m_true"][sel])
                 r["core"] = metrics.gaussian_core(p[f"m_{m}"][sel] / p["m_true"][sel])
                 row[m] = r
+            if quantiles:
+                cov = interval_coverage(
+                    p["m_tpmt_q16"][sel], p["m_tpmt_q84"][sel], p["m_true"][sel]
+                )
+                row["tpmt"]["coverage_68"] = cov["coverage_68"]
+                row["tpmt"]["half_width"] = cov["half_width"]
             res["per_process_channel"][key] = row
     h, z = p["process"] == 1, p["process"] == 2
     for ch in [None, 0, 1, 2]:
@@ -130,6 +173,12 @@ def compute_metrics(p):
             m: metrics.binned_response(p[f"m_{m}"][flat], p["m_true"][flat], FLAT_EDGES)
             for m in METHODS
         }
+        if quantiles:
+            res["flat_coverage"] = []
+            for lo, hi in zip(FLAT_EDGES[:-1], FLAT_EDGES[1:]):
+                b = flat & (p["m_true"] >= lo) & (p["m_true"] < hi)
+                cov = interval_coverage(p["m_tpmt_q16"][b], p["m_tpmt_q84"][b], p["m_true"][b])
+                res["flat_coverage"].append({"lo": float(lo), "hi": float(hi), **cov})
     genuine = p["process"] != 3
     for i in (1, 2):
         res[f"tau{i}_pt"] = {

@@ -65,6 +65,18 @@ def plots(p, res, out):
         ax.legend(fontsize=14)
         fig.savefig(os.path.join(out, "response_vs_true_mass.png"), dpi=80, bbox_inches="tight")
         plt.close(fig)
+    if res.get("flat_coverage"):
+        fig, ax = plt.subplots(figsize=(9, 7))
+        rows = [r for r in res["flat_coverage"] if r["n"] > 0]
+        x = [(r["lo"] + r["hi"]) / 2 for r in rows]
+        ax.plot(x, [r["coverage_68"] for r in rows], "o-", color=COLORS["tpmt"], label="TPMT")
+        ax.axhspan(0.65, 0.71, color="grey", alpha=0.2, label=r"68% $\pm$ 3%")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel(r"$m_{\tau\tau}^{true}$ [GeV]")
+        ax.set_ylabel(r"fraction with $m^{true}$ in $[q_{16}, q_{84}]$")
+        ax.legend(fontsize=14)
+        fig.savefig(os.path.join(out, "coverage_vs_true_mass.png"), dpi=80, bbox_inches="tight")
+        plt.close(fig)
 
 
 def _fmt(x, digits=3):
@@ -97,6 +109,7 @@ def model_card(res, args, path):
             for m in LABELS
         ]
         lines.append(f"| {key} (n={row['tpmt']['n']}) | " + " | ".join(cells) + " |")
+    lines += _uncertainty_section(res)
     if res["separation"]:
         lines += [
             "",
@@ -127,11 +140,16 @@ def model_card(res, args, path):
             "|---|" + "---|" * len(LABELS),
         ]
         rows = res["flat_response"]
+        coverage = res.get("flat_coverage")
+        if coverage:
+            lines[-2] += " TPMT 68% coverage |"
+            lines[-1] += "---|"
         for i, r in enumerate(rows["tpmt"]):
             lines.append(
                 f"| {r['lo']:.0f}-{r['hi']:.0f} (n={r['n']}) | "
                 + " | ".join(_fmt(rows[m][i]["median"]) for m in LABELS)
                 + " |"
+                + (f" {_fmt(coverage[i]['coverage_68'])} |" if coverage else "")
             )
     lines += ["", "## Tau pT (genuine taus)", "", "| | TPMT | reco (visible) |", "|---|---|---|"]
     for i in (1, 2):
@@ -152,11 +170,36 @@ def model_card(res, args, path):
         lines.append(f"| {LABELS.get(m, m)} | {v:,.0f} |")
     lines += [
         "",
-        "Plots: `mass_h_vs_z.png`, `pt_pred_vs_target.png`, `response_vs_true_mass.png`.",
+        "Plots: `mass_h_vs_z.png`, `pt_pred_vs_target.png`, `response_vs_true_mass.png`"
+        + (", `coverage_vs_true_mass.png`." if res.get("flat_coverage") else "."),
         "",
     ]
     with open(path, "w") as f:
         f.write("\n".join(lines))
+
+
+def _uncertainty_section(res):
+    """The TPMT per-event 68% interval: coverage per process and channel."""
+    rows = {k: r["tpmt"] for k, r in res["per_process_channel"].items()}
+    lines = ["", "## Per-event uncertainty (TPMT 68% interval)", ""]
+    if not any("coverage_68" in r for r in rows.values()):
+        return lines + [
+            "This model has no quantile head (3 output columns): no per-event interval. "
+            "Models trained with it predict m_tautau_q16 and m_tautau_q84.",
+        ]
+    lines += [
+        "Coverage: fraction of events with m_true inside [q16, q84] (goal 0.68 +- 0.03). "
+        "Half-width: median (q84 - q16) / (2 m_true), next to the resolution of m/m_true.",
+        "",
+        "| sample | coverage | half-width | resolution |",
+        "|---|---|---|---|",
+    ]
+    for key, r in rows.items():
+        lines.append(
+            f"| {key} (n={r['n']}) | {_fmt(r.get('coverage_68'))} | "
+            f"{_fmt(r.get('half_width'))} | {_fmt(r['resolution'])} |"
+        )
+    return lines
 
 
 def _training_section(model_dir):
@@ -169,16 +212,25 @@ def _training_section(model_dir):
         return []
     with open(cfg_path) as f:
         run = json.load(f)
-    lines = ["", "## Training", "", f"Files: {', '.join(run['files'])}.", "",
-             "Config: " + ", ".join(f"{k}={v}" for k, v in run["config"].items()) + "."]
+    lines = [
+        "",
+        "## Training",
+        "",
+        f"Files: {', '.join(run['files'])}.",
+        "",
+        "Config: " + ", ".join(f"{k}={v}" for k, v in run["config"].items()) + ".",
+    ]
     hist_path = os.path.join(model_dir, "history.csv")
     if os.path.exists(hist_path):
         with open(hist_path) as f:
             rows = list(csv.DictReader(f))
         if rows:
             best = min(rows, key=lambda r: float(r["val_loss"]))
-            lines += ["", f"{len(rows)} epochs; best val_loss {float(best['val_loss']):.3f} at "
-                      f"epoch {int(best['epoch']) + 1} (tau pT MAE "
-                      f"{float(best['val_tau_pt_mae']):.2f} GeV, m_tautau MAE "
-                      f"{float(best['val_m_tautau_mae']):.2f} GeV on validation events)."]
+            lines += [
+                "",
+                f"{len(rows)} epochs; best val_loss {float(best['val_loss']):.3f} at "
+                f"epoch {int(best['epoch']) + 1} (tau pT MAE "
+                f"{float(best['val_tau_pt_mae']):.2f} GeV, m_tautau MAE "
+                f"{float(best['val_m_tautau_mae']):.2f} GeV on validation events).",
+            ]
     return lines

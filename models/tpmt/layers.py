@@ -1,4 +1,4 @@
-"""Custom layers of TPMT: token type embedding, masked encoder block, collinear di-tau mass."""
+"""Custom layers of TPMT: token type, masked encoder block, collinear di-tau mass, its quantiles."""
 
 import keras
 from keras import ops
@@ -151,3 +151,35 @@ class CollinearDiTau(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "log_pt_index": self.log_pt_index}
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+class MassQuantiles(keras.layers.Layer):
+    """Append the 16% and 84% quantiles of m_tautau, ordered around the point estimate.
+
+    q16 = m exp(-softplus(a)) and q84 = m exp(+softplus(b)), so q16 <= m <= q84 for any a, b.
+    With `detach_point`, m enters through a stop-gradient: the quantile loss then trains the
+    offsets (and the encoder through them) but never pulls the point estimate.
+    Inputs: point (B, 3) = (pT_tau1, pT_tau2, m_tautau); raw offsets (B, 2) = (a, b).
+    Output: (B, 5) = (pT_tau1, pT_tau2, m_tautau, m_q16, m_q84) in GeV.
+    """
+
+    def __init__(self, detach_point=True, **kwargs):
+        super().__init__(**kwargs)
+        self.detach_point = detach_point
+
+    def call(self, inputs):
+        point, raw = inputs
+        m = point[:, 2:3]  # (B, 1)
+        if self.detach_point:
+            m = ops.stop_gradient(m)
+        offsets = ops.softplus(raw)  # (B, 2), >= 0
+        q16 = m * ops.exp(-offsets[:, 0:1])
+        q84 = m * ops.exp(offsets[:, 1:2])
+        return ops.concatenate([point, q16, q84], axis=-1)
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], 5)
+
+    def get_config(self):
+        return {**super().get_config(), "detach_point": self.detach_point}

@@ -4,15 +4,28 @@ Tokens: the two tau legs, up to P tau_h decay products, up to J jets and one MET
 its covariance and the visible mass). Each collection has its own standardisation, projection
 and type embedding; an encoder runs over all tokens with a padding mask; a head on the two leg
 tokens predicts log(pT_tau) - log(pT_reco), and `CollinearDiTau` rebuilds the taus and m_tautau.
+A second small head on the pooled leg tokens predicts two non-negative log-offsets, and
+`MassQuantiles` turns them into the 16% and 84% quantiles of m_tautau (a per-event 68% interval
+that contains the point estimate by construction).
 """
 
 import keras
 import numpy as np
 
-from models.tpmt.layers import CollinearDiTau, EncoderBlock, TokenMask, TokenType, gelu_tanh
+from models.tpmt.layers import (
+    CollinearDiTau,
+    EncoderBlock,
+    MassQuantiles,
+    TokenMask,
+    TokenType,
+    gelu_tanh,
+)
 
 INPUT_NAMES = ("legs", "products", "product_mask", "jets", "jet_mask", "met", "leg_kinematics")
-OUTPUT_COLUMNS = ("tau1_pt", "tau2_pt", "m_tautau")
+OUTPUT_COLUMNS = ("tau1_pt", "tau2_pt", "m_tautau", "m_tautau_q16", "m_tautau_q84")
+# The quantile head starts at offsets softplus(b) = 0.15, i.e. an interval m * [0.86, 1.16]:
+# about the relative resolution of a trained model, so the pinball term starts near its optimum.
+QUANTILE_INIT_OFFSET = 0.15
 
 
 def build_model(config, stats=None):
@@ -23,7 +36,8 @@ def build_model(config, stats=None):
         stats: optional dict collection -> (mean, variance) lists of its features (from the
             training sample) for the built-in standardisation; identity if None.
     Returns:
-        keras.Model with inputs INPUT_NAMES and one output `tpmt` (B, 3) = OUTPUT_COLUMNS.
+        keras.Model with inputs INPUT_NAMES and one output `tpmt` (B, 5) = OUTPUT_COLUMNS:
+        tau1 and tau2 pT, m_tautau and its 16% and 84% quantiles (GeV), q16 <= m <= q84.
     """
     c = config
     legs = keras.Input((2, c.n_leg_features), name="legs")
@@ -62,28 +76,50 @@ def build_model(config, stats=None):
         )([h, mask])
     h = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(h)
     n_tokens = 2 + c.n_products + c.n_jets + 1
-    h = keras.layers.Cropping1D((0, n_tokens - 2), name="leg_tokens")(h)  # (B, 2, d)
-    h = keras.layers.Dense(c.head_dim, activation=gelu_tanh, name="head_hidden")(h)
+    legs_h = keras.layers.Cropping1D((0, n_tokens - 2), name="leg_tokens")(h)  # (B, 2, d)
+    h = keras.layers.Dense(c.head_dim, activation=gelu_tanh, name="head_hidden")(legs_h)
     delta = keras.layers.Dense(1, kernel_initializer="zeros", name="head_out")(h)  # (B, 2, 1)
     delta = keras.layers.Reshape((2,), name="log_pt_correction")(delta)
-    out = CollinearDiTau(name="tpmt")([delta, legs, leg_kinematics])
+    point = CollinearDiTau(name="collinear_ditau")([delta, legs, leg_kinematics])  # (B, 3)
+    # quantile head: mean of the two leg tokens -> raw log-offsets (a, b) of q16 and q84
+    q = keras.layers.GlobalAveragePooling1D(name="pooled_legs")(legs_h)  # (B, d)
+    q = keras.layers.Dense(c.quantile_dim, activation=gelu_tanh, name="quantile_hidden")(q)
+    raw = keras.layers.Dense(
+        2,
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant(
+            float(np.log(np.expm1(QUANTILE_INIT_OFFSET)))  # softplus^-1
+        ),
+        name="quantile_out",
+    )(q)  # (B, 2)
+    out = MassQuantiles(name="tpmt")([point, raw])  # (B, 5)
     inputs = [legs, products, product_mask, jets, jet_mask, met, leg_kinematics]
     return keras.Model(inputs={x.name: x for x in inputs}, outputs=out, name="tpmt")
 
 
 def compile_model(model, config):
-    """Adam + the two-term TPMT loss, with each term logged as a metric."""
-    from models.tpmt.losses import MassMAE, TauPtMAE, TPMTLoss
+    """Adam + the three-term TPMT loss, each term logged as a metric, and the 68% coverage."""
+    from models.tpmt.losses import (
+        MassMAE,
+        MassQuantileCoverage,
+        MassQuantileLoss,
+        TauPtMAE,
+        TPMTLoss,
+    )
 
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=TPMTLoss(config.lambda_tau, config.lambda_m),
-        metrics=[TauPtMAE(), MassMAE()],
+        loss=TPMTLoss(config.lambda_tau, config.lambda_m, config.lambda_q),
+        metrics=[TauPtMAE(), MassMAE(), MassQuantileLoss(), MassQuantileCoverage()],
     )
     return model
 
 
 def predict_named(model, inputs, batch_size=4096):
-    """Run the model and name its output columns: dict of (N,) arrays."""
+    """Run the model and name its output columns: dict of (N,) arrays.
+
+    Models saved before the quantile head have 3 output columns: their dict has only
+    tau1_pt, tau2_pt and m_tautau (no m_tautau_q16 / m_tautau_q84 keys).
+    """
     y = model.predict({k: inputs[k] for k in INPUT_NAMES}, batch_size=batch_size, verbose=0)
-    return {name: y[:, i] for i, name in enumerate(OUTPUT_COLUMNS)}
+    return {name: y[:, i] for i, name in enumerate(OUTPUT_COLUMNS[: y.shape[1]])}

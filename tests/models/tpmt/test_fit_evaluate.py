@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from data.generate.__main__ import run as generate_run
@@ -33,36 +34,116 @@ def test_fit_one_epoch_then_evaluate(samples, tmp_path):
     assert os.path.exists(os.path.join(out, "history.csv"))
     with open(os.path.join(out, "history.csv")) as f:
         header = f.readline()
-    assert "tau_pt_mae" in header and "m_tautau_mae" in header  # both loss terms logged
+    for term in ("tau_pt_mae", "m_tautau_mae", "m_quantile_loss", "m_coverage_68"):
+        assert term in header  # every loss term (and the interval coverage) logged
     ev = str(tmp_path / "eval")
     evaluate_main(["--model", model, "--input", test, "--out", ev])
     import uproot
 
     t = uproot.open(os.path.join(ev, "predictions.root"))["Events"]
-    for branch in ("m_true", "m_tpmt", "m_fastmtt", "m_collinear", "m_vis", "tau1_pt_pred",
-                   "tau2_pt_pred", "tau1_pt_true", "tau2_pt_true", "process", "channel"):
+    for branch in (
+        "m_true",
+        "m_tpmt",
+        "m_fastmtt",
+        "m_collinear",
+        "m_vis",
+        "tau1_pt_pred",
+        "tau2_pt_pred",
+        "tau1_pt_true",
+        "tau2_pt_true",
+        "process",
+        "channel",
+        "m_tpmt_q16",
+        "m_tpmt_q84",
+    ):
         assert branch in t.keys()
     assert t.num_entries == 120
+    m, q16, q84, m_true = (
+        t[b].array(library="np") for b in ("m_tpmt", "m_tpmt_q16", "m_tpmt_q84", "m_true")
+    )
+    assert np.all(q16 <= m) and np.all(m <= q84) and np.all(q16 > 0)
     with open(os.path.join(ev, "metrics.json")) as f:
         metrics = json.load(f)
     fastmtt = metrics["per_process_channel"]["h125/all"]["fastmtt"]
     assert 0.8 < fastmtt["median"] < 1.1  # FastMTT recovers the H mass on these events
+    tpmt = metrics["per_process_channel"]["h125/all"]["tpmt"]
+    assert tpmt["coverage_68"] == pytest.approx(np.mean((q16 <= m_true) & (m_true <= q84)))
     assert os.path.exists(os.path.join(ev, "README.md"))
+    with open(os.path.join(ev, "README.md")) as f:
+        assert "Per-event uncertainty" in f.read()
     assert os.path.exists(os.path.join(ev, "mass_h_vs_z.png"))
 
 
+def test_evaluate_three_column_saved_model(samples, tmp_path):
+    """The committed model predates the quantile head: it evaluates, with NaN quantiles."""
+    import uproot
+
+    from evaluate.tpmt import main as evaluate_main
+
+    model = os.path.join(ROOT, "saved_models", "tpmt", "tpmt.keras")
+    if not os.path.exists(model):
+        pytest.skip("saved_models/tpmt/tpmt.keras not trained in this checkout")
+    _, test = samples
+    ev = str(tmp_path / "eval")
+    evaluate_main(["--model", model, "--input", test, "--out", ev, "--no-fastmtt"])
+    t = uproot.open(os.path.join(ev, "predictions.root"))["Events"]
+    m = t["m_tpmt"].array(library="np")
+    assert np.all(np.isfinite(m)) and 60 < np.median(m) < 200
+    for branch in ("m_tpmt_q16", "m_tpmt_q84"):
+        assert np.all(np.isnan(t[branch].array(library="np")))
+    with open(os.path.join(ev, "metrics.json")) as f:
+        row = json.load(f)["per_process_channel"]["h125/all"]["tpmt"]
+    assert "coverage_68" not in row and 0.8 < row["median"] < 1.3
+    with open(os.path.join(ev, "README.md")) as f:
+        assert "no quantile head" in f.read()
+
+
+def test_compute_metrics_coverage_hand_made():
+    from evaluate.tpmt import compute_metrics, interval_coverage
+
+    n = 100
+    true = np.full(n, 100.0)
+    lo, hi = np.full(n, 90.0), np.full(n, 110.0)
+    lo[:30] = 101.0  # 30 events with m_true below their interval
+    hi[95:] = 99.0  # 5 with m_true above it
+    cov = interval_coverage(lo, hi, true)
+    assert cov["coverage_68"] == pytest.approx(0.65) and cov["n"] == n
+    assert cov["half_width"] == pytest.approx(0.1)
+    p = {
+        "m_true": true,
+        "m_tpmt_q16": lo,
+        "m_tpmt_q84": hi,
+        "process": np.ones(n, np.int32),
+        "channel": np.repeat([0, 1], 50).astype(np.int32),
+        **{f"m_{m}": np.full(n, 100.0) for m in ("tpmt", "fastmtt", "collinear", "vis")},
+        **{f"tau{i}_pt_{k}": np.full(n, 40.0) for i in (1, 2) for k in ("pred", "reco", "true")},
+    }
+    res = compute_metrics(p)["per_process_channel"]
+    assert res["h125/all"]["tpmt"]["coverage_68"] == pytest.approx(0.65)
+    assert res["h125/tauh-tauh"]["tpmt"]["coverage_68"] == pytest.approx(0.4)
+    assert res["h125/mu-tauh"]["tpmt"]["coverage_68"] == pytest.approx(0.9)
+    p["m_tpmt_q16"] = p["m_tpmt_q84"] = np.full(n, np.nan)  # a 3-column model
+    assert "coverage_68" not in compute_metrics(p)["per_process_channel"]["h125/all"]["tpmt"]
+
+
 def _cli(*args):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
 
 
-@pytest.mark.parametrize("args, words", [
-    (["-m", "models.tpmt.fit", "--data", "/nonexistent/x.root"], "no such file"),
-    (["-m", "models.tpmt.fit", "--preset", "huge", "--data", "x.root"], "unknown preset"),
-    (["-m", "models.tpmt.fit", "--channel", "ee"], "unknown channel"),
-    (["-m", "evaluate.tpmt", "--model", "/nonexistent.keras", "--input", "x.root"],
-     "no such model file"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["-m", "models.tpmt.fit", "--data", "/nonexistent/x.root"], "no such file"),
+        (["-m", "models.tpmt.fit", "--preset", "huge", "--data", "x.root"], "unknown preset"),
+        (["-m", "models.tpmt.fit", "--channel", "ee"], "unknown channel"),
+        (
+            ["-m", "evaluate.tpmt", "--model", "/nonexistent.keras", "--input", "x.root"],
+            "no such model file",
+        ),
+    ],
+)
 def test_cli_user_errors_exit_2(args, words):
     r = _cli(*args)
     assert r.returncode == 2, r.stderr
@@ -80,8 +161,11 @@ def test_fit_rejects_file_with_nan(samples, tmp_path):
     bad = str(tmp_path / "bad.root")
     from data.io import write_events
 
-    cols = {k: arrays[k] for k in arrays.fields if not k.startswith("n") and "_" in k
-            and arrays[k].ndim == 1}
+    cols = {
+        k: arrays[k]
+        for k in arrays.fields
+        if not k.startswith("n") and "_" in k and arrays[k].ndim == 1
+    }
     met = np.asarray(cols["MET_pt"]).copy()
     met[:3] = np.nan
     cols["MET_pt"] = met
@@ -94,7 +178,6 @@ def test_fit_rejects_file_with_nan(samples, tmp_path):
     for k in ("event", "process", "channel"):
         cols[k] = np.asarray(arrays[k])
     write_events(bad, cols)
-    r = _cli("-m", "models.tpmt.fit", "--data", bad, "--epochs", "1", "--out",
-             str(tmp_path / "m"))
+    r = _cli("-m", "models.tpmt.fit", "--data", bad, "--epochs", "1", "--out", str(tmp_path / "m"))
     assert r.returncode == 2
     assert "3 of" in r.stderr and "MET_pt" in r.stderr and "--drop-nonfinite" in r.stderr
