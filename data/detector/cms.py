@@ -69,9 +69,12 @@ def sample_dscb(rng, size, mu, sigma, alpha_lo, n_lo, alpha_hi, n_hi):
     return np.interp(rng.random(size), cdf, x)
 
 
+TAU_RESPONSE_RANGE = (0.3, 2.0)  # clip of the tails (bounds the reco pT for pre-selections)
+
+
 def tau_response(rng, size):
     """Reco / visible pT ratio of hadronic taus, shape (size,)."""
-    return np.clip(sample_dscb(rng, size, **TAU_RESPONSE), 0.3, 2.0)
+    return np.clip(sample_dscb(rng, size, **TAU_RESPONSE), *TAU_RESPONSE_RANGE)
 
 
 def lepton_resolution(pt, eta, flavour):

@@ -3,15 +3,22 @@
 Examples:
     python -m data.generate ditau --process h125 --events 2000 --seed 1 --out h125.root
     python -m data.generate ttbar-dilepton --events 2000 --seed 1 --out ttbar_dilepton.root
+    # 300k events as 60 independent seeded jobs of 5000 (flat_0000.root ... and
+    # flat.manifest.json listing them), two at a time, each tau pair decayed 8 times:
+    python -m data.generate ditau --process flat --events 300000 --shard-size 5000 \
+        --tau-decays 8 --seed 7 --workers 2 --out cache/flat300k/flat.root
 """
 
 import argparse
 import functools
+import json
+import math
 import multiprocessing as mp
 import os
 import sys
 
 from data.errors import UserError, cli
+from data.generate.batches import run_job
 
 SAMPLES = ("ditau", "ttbar-dilepton")
 
@@ -31,7 +38,21 @@ def parse_args(argv):
         "--workers",
         type=int,
         default=1,
-        help="parallel processes; the file depends on (seed, workers)",
+        help="parallel processes; a single file depends on (seed, workers), shards do not",
+    )
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        default=0,
+        help="split the request into independent seeded jobs of this many events, one ROOT "
+        "file each (OUT_0000.root, ...) plus OUT.manifest.json; 0 = one file",
+    )
+    p.add_argument(
+        "--tau-decays",
+        type=int,
+        default=1,
+        help="ditau boson processes: decays of each generated tau pair (training samples; "
+        "copies share the rest of the event, see data/generate/redecay.py); 1 = inline",
     )
     p.add_argument(
         "--with-taus",
@@ -60,6 +81,12 @@ def _check(args):
         raise UserError(f"--workers must be between 1 and {(os.cpu_count() or 1) * 4}")
     if args.seed < 0:
         raise UserError(f"--seed must be non-negative, got {args.seed}")
+    if args.shard_size < 0:
+        raise UserError(f"--shard-size must be non-negative, got {args.shard_size}")
+    if not 1 <= args.tau_decays <= 100:
+        raise UserError(f"--tau-decays must be between 1 and 100, got {args.tau_decays}")
+    if args.tau_decays > 1 and (args.sample != "ditau" or args.process == "ttbar"):
+        raise UserError("--tau-decays applies to the ditau boson processes (not ttbar)")
     out = args.out or f"{args.process}.root"
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
@@ -78,44 +105,133 @@ def _check(args):
     return out
 
 
-def _sample(sample, process, with_taus):
-    """(generate(n, seed, progress=...), worker function, job key, progress label) of a sample."""
+def _sample(sample, process, with_taus, tau_decays=1):
+    """(generate(n, seed, *, worker, progress), progress label) of a sample."""
     if sample == "ttbar-dilepton":
         from data.generate import ttbar_dilepton as mod
 
         generate = functools.partial(mod.generate, with_taus=with_taus)
-        return generate, mod.generate_job, with_taus, "ttbar-dilepton" + " with taus" * with_taus
+        return generate, "ttbar-dilepton" + " with taus" * with_taus
     from data.generate import ditau as mod
 
-    return functools.partial(mod.generate, process), mod.generate_job, process, f"ditau {process}"
+    generate = functools.partial(mod.generate, process, tau_decays=tau_decays)
+    return generate, f"ditau {process}"
 
 
-def run(process, n_events, seed, out, workers=1, progress=True, *, sample="ditau", with_taus=False):
+def _pool_map(jobs, n_events, workers, bar):
+    """Run `batches.run_job` over `jobs` (their queue slot is filled here) in `workers` processes."""
+    with mp.Manager() as manager, mp.get_context("spawn").Pool(workers) as pool:
+        queue = manager.Queue()
+        result = pool.map_async(run_job, [(*j[:4], queue, j[5]) for j in jobs], chunksize=1)
+        done = 0
+        while done < n_events and not result.ready():
+            try:
+                step = queue.get(timeout=1.0)
+            except Exception:  # queue.Empty: poll again (a failed job ends the wait)
+                continue
+            bar.update(step)
+            done += step
+        return result.get()  # re-raises a job's exception here
+
+
+def run(
+    process,
+    n_events,
+    seed,
+    out,
+    workers=1,
+    progress=True,
+    *,
+    sample="ditau",
+    with_taus=False,
+    tau_decays=1,
+):
     """Generate and write a sample (`process`: the di-tau process); returns the events written."""
     from tqdm import tqdm
 
     from data import io
     from data.generate.ditau_output import concatenate, to_root_columns
 
-    generate, generate_job, key, label = _sample(sample, process, with_taus)
+    generate, label = _sample(sample, process, with_taus, tau_decays)
     bar = tqdm(total=n_events, unit="ev", desc=label, disable=not progress, file=sys.stderr)
     if workers == 1:
         cols = generate(n_events, seed, progress=bar.update)
     else:
         shares = [n_events // workers + (w < n_events % workers) for w in range(workers)]
-        with mp.Manager() as manager, mp.get_context("spawn").Pool(workers) as pool:
-            queue = manager.Queue()
-            jobs = [(key, s, seed, w, queue) for w, s in enumerate(shares) if s > 0]
-            result = pool.map_async(generate_job, jobs)
-            done = 0
-            while done < n_events:
-                step = queue.get()
-                bar.update(step)
-                done += step
-            cols = concatenate(result.get())
+        jobs = [(generate, s, seed, w, None, None) for w, s in enumerate(shares) if s > 0]
+        cols = concatenate(_pool_map(jobs, n_events, workers, bar))
     bar.close()
     io.write_events(out, to_root_columns(cols))
     return len(cols["event"])
+
+
+def shard_paths(out, n_shards):
+    """File names of the shards of `out` (OUT_0000.root, ...) and of its manifest."""
+    stem = out[:-5] if out.endswith(".root") else out
+    return [f"{stem}_{k:04d}.root" for k in range(n_shards)], f"{stem}.manifest.json"
+
+
+def run_sharded(
+    process,
+    n_events,
+    seed,
+    out,
+    shard_size,
+    workers=1,
+    progress=True,
+    *,
+    sample="ditau",
+    with_taus=False,
+    tau_decays=1,
+):
+    """Generate `n_events` as independent jobs of `shard_size` events, one file each.
+
+    Job k is generation worker k of `seed` (its own random streams), so every shard is
+    reproducible on its own and does not depend on `workers`. Shards that exist already (from
+    an interrupted run with the same settings, as the manifest says) are kept.
+    Returns:
+        the manifest path.
+    """
+    from tqdm import tqdm
+
+    generate, label = _sample(sample, process, with_taus, tau_decays)
+    n_shards = math.ceil(n_events / shard_size)
+    sizes = [min(shard_size, n_events - k * shard_size) for k in range(n_shards)]
+    paths, manifest = shard_paths(out, n_shards)
+    settings = dict(
+        sample=sample,
+        process=process,
+        seed=seed,
+        shard_size=shard_size,
+        with_taus=with_taus,
+        tau_decays=tau_decays,
+    )
+    done = _done_shards(manifest, settings, paths, sizes)
+    todo = [k for k in range(n_shards) if k not in done]
+    bar = tqdm(total=n_events, unit="ev", desc=label, disable=not progress, file=sys.stderr)
+    bar.update(sum(sizes[k] for k in done))
+    jobs = [(generate, sizes[k], seed, k, None, paths[k]) for k in todo]
+    for k, n in zip(todo, _pool_map(jobs, sum(sizes[k] for k in todo), workers, bar)):
+        done[k] = n
+    bar.close()
+    files = [
+        dict(path=os.path.basename(paths[k]), events=sizes[k], worker_stream=k)
+        for k in range(n_shards)
+    ]
+    with open(manifest, "w") as f:
+        json.dump(dict(settings, events=n_events, files=files), f, indent=1)
+    return manifest
+
+
+def _done_shards(manifest, settings, paths, sizes):
+    """Shards already written by an earlier run with the same settings (resumable requests)."""
+    if not os.path.exists(manifest):
+        return {}
+    with open(manifest) as f:
+        old = json.load(f)
+    if any(old.get(k) != v for k, v in settings.items()):
+        return {}
+    return {k: sizes[k] for k, p in enumerate(paths) if os.path.exists(p)}
 
 
 def cached(name, n_events, seed, cache, **run_kwargs):
@@ -146,15 +262,14 @@ def cached(name, n_events, seed, cache, **run_kwargs):
 def main(argv=None):
     args = parse_args(argv)
     out = _check(args)
-    n = run(
-        args.process,
-        args.events,
-        args.seed,
-        out,
-        args.workers,
-        sample=args.sample,
-        with_taus=args.with_taus,
-    )
+    options = dict(sample=args.sample, with_taus=args.with_taus, tau_decays=args.tau_decays)
+    if args.shard_size:
+        manifest = run_sharded(
+            args.process, args.events, args.seed, out, args.shard_size, args.workers, **options
+        )
+        print(f"wrote {args.events} events in shards listed in {manifest}")
+        return
+    n = run(args.process, args.events, args.seed, out, args.workers, **options)
     print(f"wrote {n} events to {out}")
 
 

@@ -46,7 +46,8 @@ def collect(next_batch, reconstruct, n_events, *, worker=0, timing=None, progres
         cols = reconstruct(rec)
         n_new = min(len(cols["event"]), n_events - n_sel)
         cols = ditau_output.truncate(cols, n_new)
-        cols["event"] = cols["event"] + 10_000_000 * worker + 100_000 * point
+        # unique event numbers across workers (shards) and batches: worker, batch, index bits
+        cols["event"] = cols["event"] + (worker << 40) + (point << 20)
         chunks.append(cols)
         n_sel += n_new
         point += 1
@@ -60,3 +61,18 @@ def collect(next_batch, reconstruct, n_events, *, worker=0, timing=None, progres
     out = ditau_output.concatenate(chunks)
     timing.other += time.perf_counter() - t0
     return out
+
+
+def run_job(job):
+    """One generation job in a worker process: (generate, n, seed, worker, queue, out).
+
+    Returns the columns, or writes them to `out` (a ROOT file) and returns the event count.
+    """
+    generate, n, seed, worker, queue, out = job
+    cols = generate(n, seed, worker=worker, progress=queue.put)
+    if out is None:
+        return cols
+    from data import io
+
+    io.write_events(out, ditau_output.to_root_columns(cols))
+    return len(cols["event"])

@@ -7,7 +7,8 @@ jets faking tau_h, matched to top daughters), `bsm350` (ggH + bbH-like scalar at
 
 import numpy as np
 
-from data.generate import ditau_events
+from data.detector import cms
+from data.generate import ditau_events, redecay
 from data.generate.batches import Timing, collect, subseed  # noqa: F401  (Timing re-exported)
 from data.generate.pythia import make_pythia, reinit
 
@@ -52,7 +53,17 @@ def streams(process):
     }[process]
 
 
-def generate(process, n_events, seed, *, worker=0, batch_size=250, progress=None, timing=None):
+def generate(
+    process,
+    n_events,
+    seed,
+    *,
+    worker=0,
+    batch_size=250,
+    tau_decays=1,
+    progress=None,
+    timing=None,
+):
     """Generate `n_events` selected events of `process`.
 
     Args:
@@ -61,6 +72,8 @@ def generate(process, n_events, seed, *, worker=0, batch_size=250, progress=None
         seed: random seed; (seed, worker) fixes everything.
         worker: index of this worker (separate random streams per worker).
         batch_size: events per Pythia batch.
+        tau_decays: decays of each generated tau pair (K, see `redecay`); 1 = Pythia's inline
+            decays (the reference path); K > 1 only for the boson processes (not ttbar).
         progress: optional callable(n) called with the number of newly selected events.
         timing: optional `Timing` to fill.
     Returns:
@@ -68,6 +81,10 @@ def generate(process, n_events, seed, *, worker=0, batch_size=250, progress=None
     """
     rng = np.random.default_rng([seed, worker, PROCESSES[process]])
     instances, current = {}, {}
+    if tau_decays > 1 and process == "ttbar":
+        raise ValueError("tau_decays > 1 needs a boson decaying to taus (not ttbar)")
+    undecayed = redecay.UNDECAYED if tau_decays > 1 else ()
+    decayer = redecay.TauDecayer(subseed(seed, worker, 99_991)) if tau_decays > 1 else None
 
     def next_batch(point):
         if process == "flat":
@@ -75,7 +92,9 @@ def generate(process, n_events, seed, *, worker=0, batch_size=250, progress=None
             k = point % 2
             mass = float(rng.uniform(*FLAT_MASS_RANGE))
             if k not in instances:
-                instances[k] = make_pythia((_GGH, _VBF)[k], subseed(seed, worker, point))
+                instances[k] = make_pythia(
+                    (_GGH, _VBF)[k] + undecayed, subseed(seed, worker, point)
+                )
             reinit(instances[k], higgs_decay(mass), subseed(seed, worker, point))
             current.update(py=instances[k], boson=25)
             return instances[k].nextBatch(EVENTS_PER_MASS_POINT, "skip")
@@ -83,11 +102,14 @@ def generate(process, n_events, seed, *, worker=0, batch_size=250, progress=None
         k = point % len(options)
         settings, boson = options[k]
         if k not in instances:
-            instances[k] = make_pythia(settings, subseed(seed, worker, k))
+            instances[k] = make_pythia(settings + undecayed, subseed(seed, worker, k))
         current.update(py=instances[k], boson=boson)
         return instances[k].nextBatch(batch_size, "skip")
 
     def reconstruct(rec):
+        if decayer is not None:
+            keep = _could_pass(rec, current["boson"])
+            rec, _ = redecay.redecay(rec, decayer, current["boson"], tau_decays, keep)
         return ditau_events.reconstruct(
             rec, current["py"], rng, boson=current["boson"], process=PROCESSES[process]
         )
@@ -97,7 +119,18 @@ def generate(process, n_events, seed, *, worker=0, batch_size=250, progress=None
     )
 
 
-def generate_job(job):
-    """`generate` for a worker process: job = (process, n_events, seed, worker, queue)."""
-    process, n, seed, worker, queue = job
-    return generate(process, n, seed, worker=worker, progress=queue.put if queue else None)
+def _could_pass(rec, boson):
+    """Events whose boson tau pair could pass the selection for some decay (exact bound)."""
+    from data.generate.pythia import bottom_copy, daughters, last_of_id
+
+    iboson = last_of_id(rec, [boson])
+    dau = daughters(rec, np.maximum(iboson, 0))
+    pair = (iboson >= 0) & np.all(np.abs(rec.id[np.maximum(dau, 0)]) == 15, axis=1)
+    taus = bottom_copy(rec, np.maximum(dau, 0).ravel()).reshape(-1, 2)
+    ok = redecay.could_pass(
+        rec.p4[taus],
+        min_vis_pt=ditau_events.MIN_PT,
+        max_response=cms.TAU_RESPONSE_RANGE[1],
+        max_abs_eta=max(cms.TAU_ETA_MAX, cms.LEPTON_ETA_MAX),
+    )
+    return pair & ok.all(1)

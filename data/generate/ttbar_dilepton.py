@@ -115,11 +115,3 @@ def generate(
         return reconstruct(rec, instance["py"], rng, truth_indices(rec))
 
     return collect(next_batch, reco, n_events, worker=worker, timing=timing, progress=progress)
-
-
-def generate_job(job):
-    """`generate` for a worker process: job = (with_taus, n_events, seed, worker, queue)."""
-    with_taus, n, seed, worker, queue = job
-    return generate(
-        n, seed, with_taus=with_taus, worker=worker, progress=queue.put if queue else None
-    )
