@@ -170,6 +170,7 @@ def load(
     drop_nonfinite=False,
     max_products=MAX_PRODUCTS,
     max_jets=MAX_JETS,
+    entries=None,
 ):
     """Read di-tau events and build model inputs.
 
@@ -180,6 +181,7 @@ def load(
         drop_nonfinite: drop events with NaN/inf instead of failing.
         max_products: tau_h decay products kept (pT-ordered, zero-padded).
         max_jets: leading jets kept (Delta R > 0.4 from both legs).
+        entries: optional (start, stop) entry range of a single file (chunked reading).
     Returns:
         dict with
           inputs: legs (N, 2, len(LEG_FEATURES)), products (N, P, len(PRODUCT_FEATURES)),
@@ -195,8 +197,10 @@ def load(
     """
     if channel != "all" and channel not in CHANNELS:
         raise UserError(f"unknown channel '{channel}' (choose all or {', '.join(CHANNELS)})")
-    a = io.read_branches(paths, BRANCHES, mapping=mapping, drop_nonfinite=drop_nonfinite)
-    truth = _read_truth(paths, mapping)
+    a = io.read_branches(
+        paths, BRANCHES, mapping=mapping, drop_nonfinite=drop_nonfinite, entries=entries
+    )
+    truth = _read_truth(paths, mapping, entries)
     legs, ch = select_pairs(a)
     keep = ch >= 0 if channel == "all" else ch == CHANNELS[channel]
     if not keep.any():
@@ -207,10 +211,10 @@ def load(
     return _build(a, legs, ch[keep], truth, max_products, max_jets)
 
 
-def _read_truth(paths, mapping):
+def _read_truth(paths, mapping, entries=None):
     """Generator truth if the files have it (own samples), else None (data or user files)."""
     try:
-        t = io.read_branches(paths, TRUTH_BRANCHES, mapping=mapping)
+        t = io.read_branches(paths, TRUTH_BRANCHES, mapping=mapping, entries=entries)
     except UserError:
         return {"GenTau_pt": None, "GenDiTau_mass": None, "process": None}
     return {k: t[k] for k in ("GenTau_pt", "GenDiTau_mass", "process")}

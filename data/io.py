@@ -69,7 +69,7 @@ def open_tree(path, *, tree=TREE):
     return t
 
 
-def read_branches(paths, branches, *, tree=TREE, mapping=None, drop_nonfinite=False):
+def read_branches(paths, branches, *, tree=TREE, mapping=None, drop_nonfinite=False, entries=None):
     """Read branches from one or more ROOT files into awkward arrays, checking every value.
 
     Args:
@@ -79,6 +79,7 @@ def read_branches(paths, branches, *, tree=TREE, mapping=None, drop_nonfinite=Fa
         mapping: optional dict canonical name -> name in the user's file (e.g.
             `{"MET_pt": "PuppiMET_pt"}`), so NanoAOD-style files with other names can be read.
         drop_nonfinite: drop events with NaN or inf in any branch instead of failing.
+        entries: optional (start, stop) entry range, for a single path (chunked reading).
     Returns:
         dict canonical name -> awkward array (flat or jagged), files concatenated.
     Raises:
@@ -88,6 +89,9 @@ def read_branches(paths, branches, *, tree=TREE, mapping=None, drop_nonfinite=Fa
     if not paths:
         raise UserError("no input files given")
     mapping = mapping or {}
+    if entries is not None and len(paths) != 1:
+        raise ValueError("an entry range needs exactly one path")
+    start, stop = entries if entries is not None else (None, None)
     parts = []
     for path in paths:
         t = open_tree(path, tree=tree)
@@ -95,13 +99,56 @@ def read_branches(paths, branches, *, tree=TREE, mapping=None, drop_nonfinite=Fa
         missing = [f"{n}" for n in names.values() if n not in t.keys()]
         if missing:
             raise UserError(f"{path} lacks branch {', '.join(missing[:5])} in tree '{tree}'")
-        arrays = t.arrays(list(set(names.values())), library="ak")
+        arrays = t.arrays(
+            list(set(names.values())), library="ak", entry_start=start, entry_stop=stop
+        )
         parts.append({b: arrays[n] for b, n in names.items()})
     out = {
         b: ak.concatenate([p[b] for p in parts]) if len(parts) > 1 else parts[0][b]
         for b in branches
     }
     return _check_finite(out, paths, drop_nonfinite)
+
+
+def num_entries(path, *, tree=TREE):
+    """Entries of the tree in `path` (same checks as `open_tree`)."""
+    return open_tree(path, tree=tree).num_entries
+
+
+def expand_paths(patterns):
+    """Files named by paths, glob patterns and generation manifests (`*.manifest.json`).
+
+    Args:
+        patterns: a string or a list of strings.
+    Returns:
+        list of file paths, in the order given (globs sorted, manifests in shard order).
+    Raises:
+        UserError: a pattern that matches nothing, or an unreadable manifest.
+    """
+    import glob
+    import json
+
+    patterns = [patterns] if isinstance(patterns, (str, os.PathLike)) else list(patterns)
+    out = []
+    for pattern in map(str, patterns):
+        if pattern.endswith(".manifest.json"):
+            try:
+                with open(pattern) as f:
+                    files = json.load(f)["files"]
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise UserError(f"cannot read manifest {pattern}: {err}") from None
+            folder = os.path.dirname(pattern)
+            out += [os.path.join(folder, entry["path"]) for entry in files]
+        elif glob.has_magic(pattern):
+            hits = sorted(glob.glob(pattern))
+            if not hits:
+                raise UserError(f"no file matches {pattern}")
+            out += hits
+        else:
+            out.append(pattern)
+    if not out:
+        raise UserError("no input files given")
+    return out
 
 
 def _check_finite(arrays, paths, drop_nonfinite):

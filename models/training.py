@@ -52,11 +52,28 @@ def flat_weights(values, edges, max_weight=10.0):
     `max_weight` times their mean (before the final renormalisation) so that sparse bins do
     not dominate.
     """
-    counts, _ = np.histogram(values, edges)
-    idx = np.clip(np.digitize(values, edges) - 1, 0, len(counts) - 1)
-    w = 1.0 / np.maximum(counts[idx], 1)
-    w = np.minimum(w / w.mean(), max_weight)
-    return (w / w.mean()).astype("float32")
+    return FlatWeights(values, edges, max_weight)(values)
+
+
+class FlatWeights:
+    """The weights of `flat_weights` as a function of the value, learnt from `values` once
+    (so that streamed batches get the weights of the whole training set)."""
+
+    def __init__(self, values, edges, max_weight=10.0):
+        self.edges = np.asarray(edges, dtype=np.float64)
+        counts, _ = np.histogram(values, self.edges)
+        per_bin = 1.0 / np.maximum(counts, 1)
+        mean = (counts * per_bin).sum() / max(counts.sum(), 1)
+        self.table = np.minimum(per_bin / mean, max_weight)
+        # bins are clipped at the edges, so values outside count in the first / last bin
+        idx = self._bin(values)
+        self.table = self.table / self.table[idx].mean()
+
+    def _bin(self, values):
+        return np.clip(np.digitize(values, self.edges) - 1, 0, len(self.edges) - 2)
+
+    def __call__(self, values):
+        return self.table[self._bin(values)].astype("float32")
 
 
 def callbacks(model_name, out_dir, config, *, monitor="val_loss", log_root="runs"):
@@ -102,7 +119,9 @@ def fit(
 
     Args:
         model: a compiled keras.Model.
-        train, val: (inputs dict, targets) or (inputs, targets, weights) tuples.
+        train: (inputs dict, targets) tuple, or a `keras.utils.PyDataset` of batches (a
+            streamed training set; batch size and weights come with its batches).
+        val: (inputs dict, targets) or (inputs, targets, weights) tuple.
         config: a model config with epochs, batch_size and the patience fields.
         model_name: used for the TensorBoard folder runs/<model_name>/<time>.
         out_dir: where checkpoints, history and run config go.
@@ -114,15 +133,21 @@ def fit(
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "run_config.json"), "w") as f:
         json.dump(run_config, f, indent=2, default=str)
-    history = model.fit(
-        train[0],
-        train[1],
-        sample_weight=sample_weight,
+    common = dict(
         validation_data=val,
         epochs=config.epochs,
-        batch_size=config.batch_size,
         callbacks=callbacks(model_name, out_dir, config, log_root=log_root),
         verbose=verbose,
     )
+    if isinstance(train, keras.utils.PyDataset):
+        history = model.fit(train, **common)
+    else:
+        history = model.fit(
+            train[0],
+            train[1],
+            sample_weight=sample_weight,
+            batch_size=config.batch_size,
+            **common,
+        )
     # BackupAndRestore keeps its folder only while a run is unfinished
     return history

@@ -119,7 +119,7 @@ def _sample(sample, process, with_taus, tau_decays=1):
 
 
 def _pool_map(jobs, n_events, workers, bar):
-    """Run `batches.run_job` over `jobs` (their queue slot is filled here) in `workers` processes."""
+    """Run `batches.run_job` over `jobs` (queue slot filled here) in `workers` processes."""
     with mp.Manager() as manager, mp.get_context("spawn").Pool(workers) as pool:
         queue = manager.Queue()
         result = pool.map_async(run_job, [(*j[:4], queue, j[5]) for j in jobs], chunksize=1)

@@ -1,10 +1,12 @@
 """`python -m models.tpmt.fit`: train the Tau Pair Mass Transformer.
 
 With no arguments: generate (or reuse) the default flat-mass sample, train the `cpu` preset and
-write saved_models/tpmt/tpmt.keras.
+write saved_models/tpmt/tpmt.keras. `--data` takes files, globs and generation manifests; the
+training set is streamed from them in chunks (data/stream.py), so it may exceed memory.
 """
 
 import argparse
+import functools
 import os
 import sys
 
@@ -33,7 +35,14 @@ def parse_args(argv):
         "--data",
         nargs="+",
         default=None,
-        help="training ROOT files (default: generated samples for the strategy)",
+        help="training ROOT files, globs or *.manifest.json (default: generated samples for "
+        "the strategy)",
+    )
+    p.add_argument(
+        "--chunk-events",
+        type=int,
+        default=5000,
+        help="events read at a time from a file; 4 chunks are shuffled together",
     )
     p.add_argument(
         "--events",
@@ -63,7 +72,6 @@ def parse_args(argv):
 
 
 def main_impl(args):
-    import numpy as np
 
     from data.ditau import (
         JET_FEATURES,
@@ -72,8 +80,6 @@ def main_impl(args):
         MAX_PRODUCTS,
         MET_FEATURES,
         PRODUCT_FEATURES,
-        load,
-        mirror,
     )
     from models import training
     from models.tpmt.config import get_config
@@ -98,52 +104,99 @@ def main_impl(args):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
     if args.events is not None and args.events < 10:
         raise UserError(f"--events must be at least 10, got {args.events}")
-    files = args.data or [
-        cached(p, args.events or DEFAULT_EVENTS[p], args.seed, args.cache, process=p)
-        for p in STRATEGIES[args.strategy]
-    ]
-    d = load(files, channel=args.channel, drop_nonfinite=args.drop_nonfinite)
-    if d["targets"] is None:
-        raise UserError(f"{files[0]} has no generator truth (GenTau_*): cannot train on it")
-    n = len(d["meta"]["channel"])
-    if n < 10:
-        raise UserError(f"only {n} usable events in the training files")
+    from data import io, stream
+
+    files = (
+        io.expand_paths(args.data)
+        if args.data
+        else [
+            cached(p, args.events or DEFAULT_EVENTS[p], args.seed, args.cache, process=p)
+            for p in STRATEGIES[args.strategy]
+        ]
+    )
+    if args.chunk_events <= 0:
+        raise UserError(f"--chunk-events must be positive, got {args.chunk_events}")
+    chunks = stream.make_chunks(files, args.chunk_events)
+    load_chunk = functools.partial(
+        _load_chunk, channel=args.channel, drop_nonfinite=args.drop_nonfinite
+    )
     training.set_seed(args.seed)
-    train_idx, val_idx = training.split_indices(n, (0.8, 0.2), seed=args.seed)
-    x, y = d["inputs"], target_matrix(d["targets"])
-    xt, yt = training.take(x, train_idx), y[train_idx]
-    xv, yv = training.take(x, val_idx), y[val_idx]
-    wt = wv = None
+    scan = stream.scan(chunks, load_chunk, seed=args.seed, summary=lambda d: d[1][:, 2])
+    if scan.validation is None or sum(scan.counts) < 10:
+        raise UserError(f"only {sum(scan.counts)} usable training events in the files")
+    xv, yv = scan.validation
+    weights = None
     if args.strategy == "flat" and not args.no_flat_weights:
-        w = training.flat_weights(y[:, 2], FLAT_WEIGHT_EDGES)
-        wt, wv = w[train_idx], w[val_idx]
-    if not args.no_mirror:  # exact symmetry: doubles the training sample
-        mirrored = mirror(xt)
-        xt = {k: np.concatenate([v, mirrored[k]]) for k, v in xt.items()}
-        yt = np.concatenate([yt, yt])
-        wt = None if wt is None else np.concatenate([wt, wt])
-    model = compile_model(build_model(config, input_stats(xt)), config)
+        weights = training.FlatWeights(scan.summary, FLAT_WEIGHT_EDGES)
+    transform = functools.partial(_augment, weights=weights, mirrored=not args.no_mirror)
+    train = stream.ChunkStream(
+        chunks,
+        scan.counts,
+        load_chunk,
+        config.batch_size,
+        seed=args.seed,
+        transform=transform,
+        multiplicity=1 if args.no_mirror else 2,
+    )
+    val = (xv, yv) if weights is None else (xv, yv, weights(yv[:, 2]))
+    model = compile_model(build_model(config, input_stats(scan.subset[0])), config)
+    n_train = sum(scan.counts)
     print(
-        f"TPMT preset {args.preset}: {model.count_params()} parameters, {len(train_idx)} "
-        f"training and {len(val_idx)} validation events",
+        f"TPMT preset {args.preset}: {model.count_params()} parameters, {n_train} training "
+        f"events ({'x2 mirrored, ' * (not args.no_mirror)}streamed from {len(files)} files) "
+        f"and {len(yv)} validation events",
         file=sys.stderr,
     )
-    run_config = {"args": vars(args), "config": config.to_dict(), "files": files}
+    run_config = {
+        "args": vars(args),
+        "config": config.to_dict(),
+        "files": files,
+        "training_events": n_train,
+        "validation_events": len(yv),
+    }
     training.fit(
         model,
-        (xt, yt),
-        (xv, yv) if wv is None else (xv, yv, wv),
+        train,
+        val,
         config,
         model_name="tpmt",
         out_dir=args.out,
         run_config=run_config,
         verbose=0 if args.quiet else 2,
-        sample_weight=wt,
     )
     path = os.path.join(args.out, "tpmt.keras")
     model.save(path)
     print(f"saved {path}")
     return path
+
+
+def _load_chunk(chunk, *, channel, drop_nonfinite):
+    """(inputs, targets) of one chunk of a training file."""
+    from data.ditau import load
+
+    d = load(
+        chunk.path,
+        channel=channel,
+        drop_nonfinite=drop_nonfinite,
+        entries=(chunk.start, chunk.stop),
+    )
+    if d["targets"] is None:
+        raise UserError(f"{chunk.path} has no generator truth (GenTau_*): cannot train on it")
+    return d["inputs"], target_matrix(d["targets"])
+
+
+def _augment(data, *, weights, mirrored):
+    """Per-buffer training transform: flat-mass weights and mirrored copies."""
+    import numpy as np
+
+    from data.ditau import mirror
+
+    x, y = data
+    if mirrored:  # exact symmetry: doubles the training sample
+        m = mirror(x)
+        x = {k: np.concatenate([v, m[k]]) for k, v in x.items()}
+        y = np.concatenate([y, y])
+    return (x, y) if weights is None else (x, y, weights(y[:, 2]))
 
 
 def target_matrix(targets):

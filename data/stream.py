@@ -1,0 +1,227 @@
+"""Many ROOT files -> shuffled training batches through a `keras.utils.PyDataset`.
+
+A training set is cut into chunks (file, entry range). One pass over all chunks (`scan`)
+counts the usable events of each chunk after the loader's selection, puts a fixed, seeded
+fraction of every chunk's events aside for validation (kept in memory, capped), and keeps a
+subset of chunks for the standardisation statistics. Training then streams: every epoch the
+chunks are shuffled across files, read a few at a time into a buffer, the buffer's events are
+shuffled, and batches are cut from the buffer stream. Memory holds one or two buffers, never
+the whole set, and the same seed gives the same batches.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from data import io
+from data.errors import UserError
+
+
+@dataclass(frozen=True)
+class Chunk:
+    path: str
+    start: int
+    stop: int
+
+
+def make_chunks(paths, chunk_events):
+    """Cut every file into entry ranges of at most `chunk_events`."""
+    if chunk_events <= 0:
+        raise UserError(f"chunk size must be positive, got {chunk_events}")
+    chunks = []
+    for path in paths:
+        n = io.num_entries(path)
+        chunks += [Chunk(path, a, min(a + chunk_events, n)) for a in range(0, n, chunk_events)]
+    return chunks
+
+
+def take(arrays, idx):
+    """Index every array of a (nested) dict, tuple or array."""
+    if isinstance(arrays, dict):
+        return {k: take(v, idx) for k, v in arrays.items()}
+    if isinstance(arrays, tuple):
+        return tuple(take(v, idx) for v in arrays)
+    return arrays[idx]
+
+
+def concat(parts):
+    """Concatenate a list of equally nested dicts / tuples / arrays along axis 0."""
+    first = parts[0]
+    if isinstance(first, dict):
+        return {k: concat([p[k] for p in parts]) for k in first}
+    if isinstance(first, tuple):
+        return tuple(concat([p[i] for p in parts]) for i in range(len(first)))
+    return np.concatenate(parts)
+
+
+def _length(arrays):
+    while isinstance(arrays, (dict, tuple)):
+        arrays = next(iter(arrays.values())) if isinstance(arrays, dict) else arrays[0]
+    return len(arrays)
+
+
+def _val_mask(n, seed, chunk_index, fraction):
+    return np.random.default_rng([seed, chunk_index, 7]).random(n) < fraction
+
+
+@dataclass
+class Scan:
+    """What one pass over the chunks learnt: usable training events per chunk, validation
+    events (capped), a subset of training events for statistics, and every training event's
+    value of `summary` (e.g. the target mass, for flat-spectrum weights)."""
+
+    counts: list
+    validation: object
+    subset: object
+    summary: np.ndarray = field(default=None)
+
+
+def scan(
+    chunks,
+    load_chunk,
+    *,
+    seed,
+    val_fraction=0.2,
+    max_val_events=50_000,
+    subset_events=50_000,
+    summary=None,
+    progress=True,
+):
+    """One pass over `chunks`: counts, validation split, statistics subset.
+
+    Args:
+        chunks: list of `Chunk`.
+        load_chunk: callable(Chunk) -> nested dict/tuple of arrays over the chunk's events.
+        seed: fixes the validation split.
+        val_fraction: fraction of each chunk's events held out for validation.
+        max_val_events: validation events kept in memory (the rest are held out unused).
+        subset_events: training events kept for statistics (the first chunks in file order).
+        summary: optional callable(arrays) -> (n,) values recorded for every training event.
+        progress: show a progress bar.
+    """
+    from tqdm import tqdm
+
+    counts, val, subset, summ = [], [], [], []
+    n_val = n_sub = 0
+    for i, chunk in enumerate(tqdm(chunks, desc="scan", unit="chunk", disable=not progress)):
+        data = load_chunk(chunk)
+        is_val = _val_mask(_length(data), seed, i, val_fraction)
+        train = take(data, ~is_val)
+        counts.append(int((~is_val).sum()))
+        if n_val < max_val_events and is_val.any():
+            val.append(take(data, np.nonzero(is_val)[0][: max_val_events - n_val]))
+            n_val += _length(val[-1])
+        if n_sub < subset_events and counts[-1]:
+            subset.append(train)
+            n_sub += counts[-1]
+        if summary is not None:
+            summ.append(np.asarray(summary(train)))
+    if sum(counts) == 0:
+        raise UserError("no usable training events in the input files")
+    return Scan(
+        counts=counts,
+        validation=concat(val) if val else None,
+        subset=concat(subset),
+        summary=np.concatenate(summ) if summary is not None else None,
+    )
+
+
+def _keras_pydataset():
+    import keras
+
+    return keras.utils.PyDataset
+
+
+class ChunkStream(_keras_pydataset()):
+    """Shuffled batches streamed from chunks of ROOT files.
+
+    Each epoch: chunks in a seeded random order, grouped `buffer_chunks` at a time; a group's
+    training events (the complement of `scan`'s validation split) are loaded, passed through
+    `transform`, shuffled and concatenated into one stream that is cut into batches (the
+    last incomplete batch of an epoch is dropped).
+
+    Args:
+        chunks: list of `Chunk`.
+        counts: usable training events per chunk (`Scan.counts`).
+        load_chunk: callable(Chunk) -> nested arrays; the same function `scan` used.
+        batch_size: events per batch.
+        seed: fixes the split (as in `scan`) and every epoch's order.
+        val_fraction: as in `scan`.
+        buffer_chunks: chunks read together and shuffled as one buffer.
+        transform: optional callable(arrays) -> (x, y) or (x, y, weights), applied per buffer
+            (augmentation such as mirrored copies may change the event count by a fixed
+            factor `multiplicity`).
+        multiplicity: events out of `transform` per event in.
+    """
+
+    def __init__(
+        self,
+        chunks,
+        counts,
+        load_chunk,
+        batch_size,
+        *,
+        seed,
+        val_fraction=0.2,
+        buffer_chunks=4,
+        transform=None,
+        multiplicity=1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.chunks, self.counts = list(chunks), np.asarray(counts)
+        self.load_chunk, self.transform = load_chunk, transform
+        self.batch_size, self.seed, self.val_fraction = batch_size, seed, val_fraction
+        self.buffer_chunks, self.multiplicity = buffer_chunks, multiplicity
+        self.epoch = 0
+        self._cache = {}
+        if len(self) == 0:
+            raise UserError("no training events to stream")
+
+    def __len__(self):
+        return -(-int(self.counts.sum()) * self.multiplicity // self.batch_size)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._cache.clear()
+
+    def _plan(self):
+        """(groups of chunk indices, start of each group in the epoch's event stream)."""
+        order = np.random.default_rng([self.seed, self.epoch, 1]).permutation(len(self.chunks))
+        groups = [
+            order[i : i + self.buffer_chunks] for i in range(0, len(order), self.buffer_chunks)
+        ]
+        sizes = [int(self.counts[g].sum()) * self.multiplicity for g in groups]
+        return groups, np.concatenate([[0], np.cumsum(sizes)])
+
+    def _buffer(self, g, groups):
+        key = (self.epoch, g)
+        if key not in self._cache:
+            parts = []
+            for i in groups[g]:
+                data = self.load_chunk(self.chunks[i])
+                keep = ~_val_mask(_length(data), self.seed, i, self.val_fraction)
+                parts.append(take(data, keep))
+            data = concat(parts)
+            if self.transform is not None:
+                data = self.transform(data)
+            perm = np.random.default_rng([self.seed, self.epoch, 2, g]).permutation(_length(data))
+            while len(self._cache) >= 2:  # a batch spans at most two buffers
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = take(data, perm)
+        return self._cache[key]
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        groups, starts = self._plan()
+        a = index * self.batch_size
+        b = min(a + self.batch_size, int(self.counts.sum()) * self.multiplicity)
+        parts = []
+        g = int(np.searchsorted(starts, a, side="right") - 1)
+        while a < b:
+            buf = self._buffer(g, groups)
+            lo, hi = a - starts[g], min(b, starts[g + 1]) - starts[g]
+            parts.append(take(buf, slice(lo, hi)))
+            a, g = starts[g] + hi, g + 1
+        return concat(parts) if len(parts) > 1 else parts[0]
