@@ -95,8 +95,19 @@ def predict_all(model, d, *, run_fastmtt=True):
         fm = fastmtt(leg[0], leg[1], d["meta"]["met_x"], d["meta"]["met_y"], d["meta"]["met_cov"])
         seconds["fastmtt"] = time.perf_counter() - t
         out["m_fastmtt"] = fm.mass
+        # FastMTT's own uncertainty: quantiles of its likelihood over the scan (not timed)
+        q = fastmtt(
+            leg[0],
+            leg[1],
+            d["meta"]["met_x"],
+            d["meta"]["met_y"],
+            d["meta"]["met_cov"],
+            quantiles=(0.16, 0.84),
+        ).mass_quantiles
+        out["m_fastmtt_q16"], out["m_fastmtt_q84"] = q[:, 0], q[:, 1]
     else:
         out["m_fastmtt"] = np.full(n, np.nan)
+        out["m_fastmtt_q16"] = out["m_fastmtt_q84"] = np.full(n, np.nan)
     out["m_true"] = d["meta"]["m_true"]
     out["tau1_pt_true"], out["tau2_pt_true"] = d["targets"]["tau_pt"].T
     out["tau1_pt_reco"], out["tau2_pt_reco"] = legs["pt"].T
@@ -134,7 +145,8 @@ def compute_metrics(p):
 
     With TPMT quantiles (see `has_quantiles`), each per_process_channel[...]["tpmt"] also holds
     `coverage_68` and `half_width` (see `interval_coverage`), and `flat_coverage` holds them in
-    bins of the true mass of the flat sample; without, those keys are absent.
+    bins of the true mass of the flat sample; without, those keys are absent. FastMTT's entries
+    hold the same two keys for the 16%/84% quantiles of its likelihood scan.
     """
     from evaluate import metrics
 
@@ -152,12 +164,15 @@ def compute_metrics(p):
                 r = metrics.response(p[f"m_{m}"][sel], p["m_true"][sel])
                 r["core"] = metrics.gaussian_core(p[f"m_{m}"][sel] / p["m_true"][sel])
                 row[m] = r
-            if quantiles:
+            for m in ("tpmt", "fastmtt"):
+                if m == "tpmt" and not quantiles or f"m_{m}_q16" not in p:
+                    continue
                 cov = interval_coverage(
-                    p["m_tpmt_q16"][sel], p["m_tpmt_q84"][sel], p["m_true"][sel]
+                    p[f"m_{m}_q16"][sel], p[f"m_{m}_q84"][sel], p["m_true"][sel]
                 )
-                row["tpmt"]["coverage_68"] = cov["coverage_68"]
-                row["tpmt"]["half_width"] = cov["half_width"]
+                if cov["n"]:
+                    row[m]["coverage_68"] = cov["coverage_68"]
+                    row[m]["half_width"] = cov["half_width"]
             res["per_process_channel"][key] = row
     h, z = p["process"] == 1, p["process"] == 2
     for ch in [None, 0, 1, 2]:

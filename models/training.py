@@ -6,6 +6,7 @@ Every `models/<name>/fit.py` is a thin CLI over `fit`.
 import datetime
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -76,10 +77,46 @@ class FlatWeights:
         return self.table[self._bin(values)].astype("float32")
 
 
-def callbacks(model_name, out_dir, config, *, monitor="val_loss", log_root="runs"):
-    """The standard callbacks (DESIGN.md convention 6)."""
+@keras.saving.register_keras_serializable(package="hepformers")
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training after `minutes` of wall time and keep the best epoch's weights.
+
+    For long trainings on a fixed budget: the epoch running when the budget ends completes,
+    then the weights of the epoch with the best `monitor` value are restored (EarlyStopping
+    restores them only when it triggers itself).
+    """
+
+    def __init__(self, minutes, monitor="val_loss"):
+        super().__init__()
+        self.minutes = minutes
+        self.monitor = monitor
+
+    def on_train_begin(self, logs=None):
+        self.start, self.best, self.best_weights = time.monotonic(), np.inf, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value < self.best:
+            self.best, self.best_weights = value, self.model.get_weights()
+        if time.monotonic() - self.start > 60 * self.minutes:
+            print(f"time budget of {self.minutes} min used: stopping after epoch {epoch + 1}")
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+    def get_config(self):
+        return {"minutes": self.minutes, "monitor": self.monitor}
+
+
+def callbacks(
+    model_name, out_dir, config, *, monitor="val_loss", log_root="runs", max_minutes=None
+):
+    """The standard callbacks (DESIGN.md convention 6), plus an optional `TimeBudget`."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return [
+    budget = [TimeBudget(max_minutes, monitor)] if max_minutes else []
+    return budget + [
         keras.callbacks.EarlyStopping(
             monitor=monitor,
             patience=config.early_stopping_patience,
@@ -114,6 +151,7 @@ def fit(
     log_root="runs",
     verbose=2,
     sample_weight=None,
+    max_minutes=None,
 ):
     """Train with the standard callbacks; writes `run_config.json` next to the model.
 
@@ -127,6 +165,7 @@ def fit(
         out_dir: where checkpoints, history and run config go.
         run_config: dict written to run_config.json (CLI arguments, config, data files).
         sample_weight: optional (N_train,) per-event weights.
+        max_minutes: optional wall-time budget (`TimeBudget`).
     Returns:
         the keras History.
     """
@@ -136,7 +175,9 @@ def fit(
     common = dict(
         validation_data=val,
         epochs=config.epochs,
-        callbacks=callbacks(model_name, out_dir, config, log_root=log_root),
+        callbacks=callbacks(
+            model_name, out_dir, config, log_root=log_root, max_minutes=max_minutes
+        ),
         verbose=verbose,
     )
     if isinstance(train, keras.utils.PyDataset):

@@ -67,6 +67,18 @@ def parse_args(argv):
         action="store_true",
         help="flat strategy: do not reweight events to a flat selected-mass spectrum",
     )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="start from the weights (and standardisation) of a trained TPMT .keras file, "
+        "e.g. fine-tune the flat model into a resonant one",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="wall-time budget: stop after the epoch that exceeds it, keep the best weights",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     return p.parse_args(argv)
 
@@ -139,7 +151,10 @@ def main_impl(args):
         multiplicity=1 if args.no_mirror else 2,
     )
     val = (xv, yv) if weights is None else (xv, yv, weights(yv[:, 2]))
-    model = compile_model(build_model(config, input_stats(scan.subset[0])), config)
+    if args.init_from:
+        model = compile_model(_load_trained(args.init_from), config)
+    else:
+        model = compile_model(build_model(config, input_stats(scan.subset[0])), config)
     n_train = sum(scan.counts)
     print(
         f"TPMT preset {args.preset}: {model.count_params()} parameters, {n_train} training "
@@ -147,6 +162,10 @@ def main_impl(args):
         f"and {len(yv)} validation events",
         file=sys.stderr,
     )
+    # the flat model is the default (tpmt.keras, its run files in --out); resonant models get
+    # their own file name and a run folder of their own, so they never overwrite it
+    stem = model_file(args.strategy)[: -len(".keras")]
+    run_dir = args.out if args.strategy == "flat" else os.path.join(args.out, stem)
     run_config = {
         "args": vars(args),
         "config": config.to_dict(),
@@ -160,14 +179,32 @@ def main_impl(args):
         val,
         config,
         model_name="tpmt",
-        out_dir=args.out,
+        out_dir=run_dir,
         run_config=run_config,
         verbose=0 if args.quiet else 2,
+        max_minutes=args.max_minutes,
     )
-    path = os.path.join(args.out, "tpmt.keras")
+    path = os.path.join(args.out, model_file(args.strategy))
     model.save(path)
     print(f"saved {path}")
     return path
+
+
+def _load_trained(path):
+    """A trained TPMT to start from, with a clear error for a missing or foreign file."""
+    import keras
+
+    if not os.path.exists(path):
+        raise UserError(f"no such model file: {path}")
+    try:
+        return keras.models.load_model(path)
+    except Exception as err:  # keras raises assorted errors for foreign/corrupt files
+        raise UserError(f"cannot load {path} as a Keras model ({type(err).__name__})") from None
+
+
+def model_file(strategy):
+    """File name of the trained model: tpmt.keras (flat), tpmt_resonant_sm.keras, ..."""
+    return "tpmt.keras" if strategy == "flat" else f"tpmt_{strategy.replace('-', '_')}.keras"
 
 
 def _load_chunk(chunk, *, channel, drop_nonfinite):

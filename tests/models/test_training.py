@@ -35,3 +35,18 @@ def test_masked_stats_ignore_padding():
     x = np.array([[[1.0], [3.0], [100.0]]])
     mean, var = training.masked_stats(x, np.array([[True, True, False]]))
     assert mean == [2.0] and var == [1.0]
+
+
+def test_time_budget_stops_and_keeps_the_best_epoch():
+    import keras
+
+    training.set_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    y = x.sum(1, keepdims=True)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    budget = training.TimeBudget(0.0)
+    hist = model.fit(x, y, validation_data=(x, y), epochs=5, verbose=0, callbacks=[budget])
+    assert len(hist.history["loss"]) == 1  # the budget ended after the first epoch
+    assert budget.best == hist.history["val_loss"][0]
+    assert training.TimeBudget(**budget.get_config()).get_config() == budget.get_config()

@@ -110,3 +110,20 @@ def test_fit_from_file_list_and_glob(files, tmp_path):
             run = json.load(f)
         assert len(run["files"]) == (2, 3)[i]
         assert run["training_events"] + run["validation_events"] == (160, 250)[i]
+
+
+def test_resonant_model_is_its_own_file_and_can_start_from_the_flat_one(files, tmp_path):
+    from models.tpmt.fit import main as fit_main
+
+    paths, _ = files
+    flat = str(tmp_path / "flat")
+    fit_main(["--data", paths[0], "--epochs", "1", "--out", flat, "--quiet"])
+    out = str(tmp_path / "res")
+    args = ["--data", paths[1], "--epochs", "1", "--out", out, "--quiet"]
+    fit_main([*args, "--strategy", "resonant-sm", "--init-from", f"{flat}/tpmt.keras"])
+    assert os.path.exists(os.path.join(out, "tpmt_resonant_sm.keras"))
+    assert not os.path.exists(os.path.join(out, "tpmt.keras"))  # the flat default untouched
+    assert os.path.exists(os.path.join(out, "tpmt_resonant_sm", "history.csv"))
+    with pytest.raises(SystemExit) as err:
+        fit_main([*args, "--init-from", str(tmp_path / "missing.keras")])
+    assert err.value.code == 2
