@@ -81,6 +81,16 @@ PRESETS = {
     # Small default that trains in minutes on a laptop CPU (2 cores).
     # Shorter patience than the talk's (15 / 10) so a CPU fit converges in ~30 epochs.
     "cpu": TPMTConfig(early_stopping_patience=8, reduce_lr_patience=3, epochs=40),
+    # The cpu architecture for large streamed samples (~300k events, 2x mirrored): bigger
+    # batches keep 2 CPU cores busy, and an epoch holds ~500 steps of 1024, so the patience
+    # counts fewer, longer epochs.
+    "cpu-scale": TPMTConfig(
+        batch_size=1024,
+        learning_rate=2e-3,
+        early_stopping_patience=6,
+        reduce_lr_patience=2,
+        epochs=60,
+    ),
 }
 
 

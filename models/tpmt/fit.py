@@ -28,7 +28,11 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="python -m models.tpmt.fit", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--preset", default="cpu", help="cpu (default, small) or seed (the talk's)")
+    p.add_argument(
+        "--preset",
+        default="cpu",
+        help="cpu (default, small), cpu-scale (cpu for ~300k streamed events) or seed (the talk's)",
+    )
     p.add_argument("--strategy", default="flat", choices=tuple(STRATEGIES))
     p.add_argument("--channel", default="all", help="all, tauh-tauh, mu-tauh or e-tauh")
     p.add_argument(
