@@ -148,9 +148,9 @@ class ChunkStream(_keras_pydataset()):
         seed: fixes the split (as in `scan`) and every epoch's order.
         val_fraction: as in `scan`.
         buffer_chunks: chunks read together and shuffled as one buffer.
-        transform: optional callable(arrays) -> (x, y) or (x, y, weights), applied per buffer
-            (augmentation such as mirrored copies may change the event count by a fixed
-            factor `multiplicity`).
+        transform: optional callable(arrays, rng) -> (x, y) or (x, y, weights), applied per
+            buffer with a seeded numpy Generator (augmentation such as mirrored copies may
+            change the event count by a fixed factor `multiplicity`).
         multiplicity: events out of `transform` per event in.
     """
 
@@ -204,7 +204,7 @@ class ChunkStream(_keras_pydataset()):
                 parts.append(take(data, keep))
             data = concat(parts)
             if self.transform is not None:
-                data = self.transform(data)
+                data = self.transform(data, np.random.default_rng([self.seed, self.epoch, 3, g]))
             perm = np.random.default_rng([self.seed, self.epoch, 2, g]).permutation(_length(data))
             while len(self._cache) >= 2:  # a batch spans at most two buffers
                 self._cache.pop(next(iter(self._cache)))

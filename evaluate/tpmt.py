@@ -35,7 +35,43 @@ def parse_args(argv):
     p.add_argument("--channel", default="all")
     p.add_argument("--drop-nonfinite", action="store_true")
     p.add_argument("--no-fastmtt", action="store_true", help="skip FastMTT (slow on big files)")
+    p.add_argument(
+        "--hypothesis",
+        default="nominal",
+        help="parametric models: the hypothesised mass, a number (GeV) or 'nominal' (125 for "
+        "h125 and ttbar, 91.19 for dy, 350 for bsm350, the generated mass for flat)",
+    )
+    p.add_argument(
+        "--scan",
+        nargs=3,
+        type=float,
+        metavar=("LO", "HI", "STEP"),
+        default=None,
+        help="parametric models: also scan the hypothesis from LO to HI (GeV) per process",
+    )
     return p.parse_args(argv)
+
+
+NOMINAL_MASS = {1: 125.0, 2: 91.1876, 3: 125.0, 4: 350.0}  # process code -> hypothesis (GeV)
+
+
+def hypotheses(d, hypothesis):
+    """(N, 1) hypothesised masses for a parametric TPMT (see --hypothesis)."""
+    proc = d["meta"]["process"]
+    if hypothesis != "nominal":
+        try:
+            value = float(hypothesis)
+        except ValueError:
+            raise UserError(f"--hypothesis must be a mass or 'nominal', got {hypothesis}") from None
+        if not value > 0:
+            raise UserError(f"--hypothesis must be positive, got {value}")
+        return np.full((len(proc), 1), value, "float32")
+    h = np.array([NOMINAL_MASS.get(int(c), np.nan) for c in proc])
+    if d["meta"]["m_true"] is not None:
+        h = np.where(proc == 0, d["meta"]["m_true"], h)  # flat: the generated mass
+    if not np.isfinite(h).all():
+        raise UserError("no nominal hypothesis for these events: pass --hypothesis MASS")
+    return h[:, None].astype("float32")
 
 
 def load_tpmt(path):
@@ -52,11 +88,11 @@ def load_tpmt(path):
         raise UserError(f"cannot load {path} as a Keras model ({type(err).__name__})") from None
 
 
-def predict_all(model, d, *, run_fastmtt=True):
+def predict_all(model, d, *, run_fastmtt=True, hypothesis="nominal"):
     """Masses and tau pT from every method, with the wall time each method took."""
     from evaluate.baselines.collinear import collinear_mass
     from evaluate.baselines.fastmtt import fastmtt
-    from models.tpmt.model import predict_named
+    from models.tpmt.model import is_parametric, predict_named
 
     legs = d["meta"]["legs"]
     leg = [
@@ -75,8 +111,11 @@ def predict_all(model, d, *, run_fastmtt=True):
     ]
     n = len(d["meta"]["channel"])
     out, seconds = {}, {}
+    inputs = d["inputs"]
+    if is_parametric(model):
+        inputs = {**inputs, "mass_hypothesis": hypotheses(d, hypothesis)}
     t = time.perf_counter()
-    pred = predict_named(model, d["inputs"])
+    pred = predict_named(model, inputs)
     seconds["tpmt"] = time.perf_counter() - t
     out["m_tpmt"], out["tau1_pt_pred"], out["tau2_pt_pred"] = (
         pred["m_tautau"],
@@ -112,6 +151,8 @@ def predict_all(model, d, *, run_fastmtt=True):
     out["tau1_pt_true"], out["tau2_pt_true"] = d["targets"]["tau_pt"].T
     out["tau1_pt_reco"], out["tau2_pt_reco"] = legs["pt"].T
     out["process"] = d["meta"]["process"].astype(np.int32)
+    hyp = inputs.get("mass_hypothesis")
+    out["m_hypothesis"] = hyp[:, 0] if hyp is not None else np.full(n, np.nan, "float32")
     out["channel"] = d["meta"]["channel"].astype(np.int32)
     return out, seconds
 
@@ -203,20 +244,54 @@ def compute_metrics(p):
     return res
 
 
+def hypothesis_scan(model, d, lo, hi, step):
+    """Median TPMT mass and response per process as the hypothesis is scanned.
+
+    Returns:
+        dict process name -> list of {hypothesis, median_m, median_response}.
+    """
+    from models.tpmt.model import predict_named
+
+    if not (0 < lo < hi and step > 0):
+        raise UserError(f"--scan needs 0 < LO < HI and STEP > 0, got {lo} {hi} {step}")
+    proc = d["meta"]["process"]
+    out = {}
+    for h in np.arange(lo, hi + 0.5 * step, step):
+        x = {**d["inputs"], "mass_hypothesis": np.full((len(proc), 1), h, "float32")}
+        m = predict_named(model, x)["m_tautau"]
+        for code in np.unique(proc):
+            sel = proc == code
+            out.setdefault(PROCESS_NAMES[int(code)], []).append(
+                {
+                    "hypothesis": float(h),
+                    "median_m": float(np.median(m[sel])),
+                    "median_response": float(np.median(m[sel] / d["meta"]["m_true"][sel])),
+                }
+            )
+    return out
+
+
 @cli
 def main(argv=None):
     from data import io
     from data.ditau import load
     from evaluate import tpmt_report
+    from models.tpmt.model import is_parametric
 
     args = parse_args(argv)
     model = load_tpmt(args.model)
-    parts, seconds = [], {}
-    for path in args.input:
+    if args.scan and not is_parametric(model):
+        raise UserError(f"--scan needs a parametric TPMT; {args.model} takes no mass hypothesis")
+    parts, seconds, scans = [], {}, []
+    for path in io.expand_paths(args.input):
         d = load(path, channel=args.channel, drop_nonfinite=args.drop_nonfinite)
         if d["targets"] is None:
             raise UserError(f"{path} has no generator truth (GenTau_*): cannot evaluate on it")
-        out, sec = predict_all(model, d, run_fastmtt=not args.no_fastmtt)
+        out, sec = predict_all(
+            model, d, run_fastmtt=not args.no_fastmtt, hypothesis=args.hypothesis
+        )
+        if args.scan:
+            scans.append(hypothesis_scan(model, d, *args.scan))
         parts.append(out)
         for k, v in sec.items():
             seconds[k] = seconds.get(k, 0.0) + v
@@ -233,6 +308,8 @@ def main(argv=None):
     res["n_events"] = n
     res["inputs"] = args.input
     res["model"] = args.model
+    if scans:
+        res["hypothesis_scan"] = {k: v for s_ in scans for k, v in s_.items()}
     with open(os.path.join(args.out, "metrics.json"), "w") as f:
         json.dump(res, f, indent=2)
     tpmt_report.plots(p, res, args.out)

@@ -77,6 +77,16 @@ def plots(p, res, out):
         ax.legend(fontsize=14)
         fig.savefig(os.path.join(out, "coverage_vs_true_mass.png"), dpi=80, bbox_inches="tight")
         plt.close(fig)
+    if res.get("hypothesis_scan"):  # parametric TPMT: median mass vs the hypothesised mass
+        fig, ax = plt.subplots(figsize=(9, 7))
+        for name, rows in res["hypothesis_scan"].items():
+            x = [r["hypothesis"] for r in rows]
+            ax.plot(x, [r["median_m"] for r in rows], "o-", label=name)
+        ax.set_xlabel("hypothesised mass [GeV]")
+        ax.set_ylabel(r"median TPMT $m_{\tau\tau}$ [GeV]")
+        ax.legend(fontsize=14)
+        fig.savefig(os.path.join(out, "hypothesis_scan.png"), dpi=80, bbox_inches="tight")
+        plt.close(fig)
 
 
 def _fmt(x, digits=3):

@@ -15,6 +15,8 @@ class TPMTConfig:
         ff_dim: hidden width of the feed-forward sublayer.
         head_dim: hidden width of the per-tau regression head.
         quantile_dim: hidden width of the m_tautau quantile head (on the pooled leg tokens).
+        parametric: feed a hypothesised resonance mass as an extra input `mass_hypothesis`
+            (GeV, shape (B, 1)), as one more token (seed 000's "future" item).
         dropout: dropout rate in the encoder.
         lambda_tau: weight of the tau pT term of the loss.
         lambda_m: weight of the di-tau mass term of the loss.
@@ -37,6 +39,7 @@ class TPMTConfig:
     head_dim: int = 64
     # small: the seed preset keeps the talk's ~800k parameters (+16k for this head)
     quantile_dim: int = 32
+    parametric: bool = False
     dropout: float = 0.1
     lambda_tau: float = 1.0
     lambda_m: float = 1e-2

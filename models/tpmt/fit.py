@@ -72,6 +72,18 @@ def parse_args(argv):
         help="flat strategy: do not reweight events to a flat selected-mass spectrum",
     )
     p.add_argument(
+        "--parametric",
+        action="store_true",
+        help="parametric TPMT: the hypothesised resonance mass is an extra input; trained with "
+        "the true mass as the hypothesis for a fraction of events, wrong ones for the rest",
+    )
+    p.add_argument(
+        "--hypothesis-true-fraction",
+        type=float,
+        default=0.5,
+        help="parametric: fraction of training events whose hypothesis is the true mass",
+    )
+    p.add_argument(
         "--init-from",
         default=None,
         help="start from the weights (and standardisation) of a trained TPMT .keras file, "
@@ -88,6 +100,7 @@ def parse_args(argv):
 
 
 def main_impl(args):
+    import numpy as np
 
     from data.ditau import (
         JET_FEATURES,
@@ -113,6 +126,7 @@ def main_impl(args):
             n_jets=MAX_JETS,
             n_jet_features=len(JET_FEATURES),
             n_met_features=len(MET_FEATURES),
+            parametric=args.parametric or None,
         )
     except ValueError as err:
         raise UserError(str(err)) from None
@@ -144,7 +158,12 @@ def main_impl(args):
     weights = None
     if args.strategy == "flat" and not args.no_flat_weights:
         weights = training.FlatWeights(scan.summary, FLAT_WEIGHT_EDGES)
-    transform = functools.partial(_augment, weights=weights, mirrored=not args.no_mirror)
+    if not 0.0 <= args.hypothesis_true_fraction <= 1.0:
+        raise UserError("--hypothesis-true-fraction must be between 0 and 1")
+    hypotheses = args.hypothesis_true_fraction if args.parametric else None
+    transform = functools.partial(
+        _augment, weights=weights, mirrored=not args.no_mirror, hypotheses=hypotheses
+    )
     train = stream.ChunkStream(
         chunks,
         scan.counts,
@@ -154,11 +173,20 @@ def main_impl(args):
         transform=transform,
         multiplicity=1 if args.no_mirror else 2,
     )
+    if hypotheses is not None:
+        xv = {
+            **xv,
+            "mass_hypothesis": draw_hypotheses(yv, hypotheses, np.random.default_rng(args.seed)),
+        }
     val = (xv, yv) if weights is None else (xv, yv, weights(yv[:, 2]))
     if args.init_from:
         model = compile_model(_load_trained(args.init_from), config)
     else:
-        model = compile_model(build_model(config, input_stats(scan.subset[0])), config)
+        stats = input_stats(scan.subset[0])
+        if hypotheses is not None:
+            h = draw_hypotheses(scan.subset[1], hypotheses, np.random.default_rng(args.seed))
+            stats["hypothesis"] = training.masked_stats(np.log(h))
+        model = compile_model(build_model(config, stats), config)
     n_train = sum(scan.counts)
     print(
         f"TPMT preset {args.preset}: {model.count_params()} parameters, {n_train} training "
@@ -226,8 +254,8 @@ def _load_chunk(chunk, *, channel, drop_nonfinite):
     return d["inputs"], target_matrix(d["targets"])
 
 
-def _augment(data, *, weights, mirrored):
-    """Per-buffer training transform: flat-mass weights and mirrored copies."""
+def _augment(data, rng, *, weights, mirrored, hypotheses=None):
+    """Per-buffer training transform: mirrored copies, mass hypotheses, flat-mass weights."""
     import numpy as np
 
     from data.ditau import mirror
@@ -237,7 +265,22 @@ def _augment(data, *, weights, mirrored):
         m = mirror(x)
         x = {k: np.concatenate([v, m[k]]) for k, v in x.items()}
         y = np.concatenate([y, y])
+    if hypotheses is not None:
+        x = {**x, "mass_hypothesis": draw_hypotheses(y, hypotheses, rng)}
     return (x, y) if weights is None else (x, y, weights(y[:, 2]))
+
+
+def draw_hypotheses(y, true_fraction, rng):
+    """(N, 1) hypothesised masses: the true m_tautau for `true_fraction` of the events, else
+    a wrong one drawn uniformly over the flat sample's range (so the model learns how far to
+    trust the hypothesis)."""
+    import numpy as np
+
+    from data.generate.ditau import FLAT_MASS_RANGE
+
+    wrong = rng.uniform(*FLAT_MASS_RANGE, len(y))
+    right = rng.random(len(y)) < true_fraction
+    return np.where(right, y[:, 2], wrong)[:, None].astype("float32")
 
 
 def target_matrix(targets):

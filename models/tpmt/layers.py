@@ -15,6 +15,14 @@ def gelu_tanh(x):
 
 
 @keras.saving.register_keras_serializable(package="hepformers")
+class LogMass(keras.layers.Layer):
+    """log of a mass in GeV, floored at 1 GeV: (B, ...) -> (B, ...)."""
+
+    def call(self, x):
+        return ops.log(ops.maximum(ops.cast(x, self.compute_dtype), 1.0))
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
 class TokenType(keras.layers.Layer):
     """Adds a learned vector that marks which collection a token comes from.
 

@@ -15,6 +15,7 @@ import numpy as np
 from models.tpmt.layers import (
     CollinearDiTau,
     EncoderBlock,
+    LogMass,
     MassQuantiles,
     TokenMask,
     TokenType,
@@ -60,22 +61,30 @@ def build_model(config, stats=None):
         return TokenType(name=f"{name}_type")(x)
 
     met_token = keras.layers.Reshape((1, c.n_met_features), name="met_token")(met)
-    tokens = keras.layers.Concatenate(axis=1, name="tokens")(
-        [
-            embed(legs, "legs"),
-            embed(products, "products"),
-            embed(jets, "jets"),
-            embed(met_token, "met"),
-        ]
-    )  # (B, 2 + P + J + 1, d)
-    mask = TokenMask(n_leading=2, n_trailing=1, name="token_mask")([product_mask, jet_mask])
+    token_list = [
+        embed(legs, "legs"),
+        embed(products, "products"),
+        embed(jets, "jets"),
+        embed(met_token, "met"),
+    ]
+    inputs = [legs, products, product_mask, jets, jet_mask, met, leg_kinematics]
+    if c.parametric:  # the hypothesised mass as one more token, from its log
+        hypothesis = keras.Input((1,), name="mass_hypothesis")
+        log_m = LogMass(name="log_mass_hypothesis")(hypothesis)
+        token_list.append(embed(keras.layers.Reshape((1, 1))(log_m), "hypothesis"))
+        inputs.append(hypothesis)
+    n_trailing = len(token_list) - 3  # MET (and hypothesis) tokens after the jets
+    tokens = keras.layers.Concatenate(axis=1, name="tokens")(token_list)  # (B, 2+P+J+T, d)
+    mask = TokenMask(n_leading=2, n_trailing=n_trailing, name="token_mask")(
+        [product_mask, jet_mask]
+    )
     h = tokens
     for i in range(c.num_blocks):
         h = EncoderBlock(
             c.d_model, c.num_heads, c.key_dim, c.ff_dim, c.dropout, name=f"encoder_{i}"
         )([h, mask])
     h = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(h)
-    n_tokens = 2 + c.n_products + c.n_jets + 1
+    n_tokens = 2 + c.n_products + c.n_jets + n_trailing
     legs_h = keras.layers.Cropping1D((0, n_tokens - 2), name="leg_tokens")(h)  # (B, 2, d)
     h = keras.layers.Dense(c.head_dim, activation=gelu_tanh, name="head_hidden")(legs_h)
     delta = keras.layers.Dense(1, kernel_initializer="zeros", name="head_out")(h)  # (B, 2, 1)
@@ -93,7 +102,6 @@ def build_model(config, stats=None):
         name="quantile_out",
     )(q)  # (B, 2)
     out = MassQuantiles(name="tpmt")([point, raw])  # (B, 5)
-    inputs = [legs, products, product_mask, jets, jet_mask, met, leg_kinematics]
     return keras.Model(inputs={x.name: x for x in inputs}, outputs=out, name="tpmt")
 
 
@@ -121,5 +129,15 @@ def predict_named(model, inputs, batch_size=4096):
     Models saved before the quantile head have 3 output columns: their dict has only
     tau1_pt, tau2_pt and m_tautau (no m_tautau_q16 / m_tautau_q84 keys).
     """
-    y = model.predict({k: inputs[k] for k in INPUT_NAMES}, batch_size=batch_size, verbose=0)
+    y = model.predict({k: inputs[k] for k in input_names(model)}, batch_size=batch_size, verbose=0)
     return {name: y[:, i] for i, name in enumerate(OUTPUT_COLUMNS[: y.shape[1]])}
+
+
+def input_names(model):
+    """Names of a TPMT's inputs: INPUT_NAMES, plus `mass_hypothesis` for a parametric model."""
+    inp = model.input
+    return list(inp) if isinstance(inp, dict) else [t.name for t in model.inputs]
+
+
+def is_parametric(model):
+    return "mass_hypothesis" in input_names(model)
