@@ -169,6 +169,7 @@ def model_card(res, args, path):
             f"{_fmt(r['tpmt']['resolution'])} | {_fmt(r['reco']['median'])} / "
             f"{_fmt(r['reco']['resolution'])} |"
         )
+    lines += _training_section(os.path.dirname(os.path.abspath(args.model)))
     lines += [
         "",
         "## Speed (this machine, whole evaluation sample)",
@@ -226,14 +227,16 @@ def _training_section(model_dir):
         return []
     with open(cfg_path) as f:
         run = json.load(f)
-    lines = [
-        "",
-        "## Training",
-        "",
-        f"Files: {', '.join(run['files'])}.",
-        "",
-        "Config: " + ", ".join(f"{k}={v}" for k, v in run["config"].items()) + ".",
-    ]
+    files = run["files"]
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    lines = ["", "## Training", "", f"Files ({len(files)}): {shown}."]
+    if "training_events" in run:
+        lines += [
+            "",
+            f"{run['training_events']} training events, {run['validation_events']} validation "
+            "events (a seeded 20% of every chunk held out).",
+        ]
+    lines += ["", "Config: " + ", ".join(f"{k}={v}" for k, v in run["config"].items()) + "."]
     hist_path = os.path.join(model_dir, "history.csv")
     if os.path.exists(hist_path):
         with open(hist_path) as f:
