@@ -9,6 +9,8 @@ shuffled, and batches are cut from the buffer stream. Memory holds one or two bu
 the whole set, and the same seed gives the same batches.
 """
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -174,7 +176,9 @@ class ChunkStream(_keras_pydataset()):
         self.batch_size, self.seed, self.val_fraction = batch_size, seed, val_fraction
         self.buffer_chunks, self.multiplicity = buffer_chunks, multiplicity
         self.epoch = 0
-        self._cache = {}
+        # Keras may call __getitem__ from more than one thread: buffers are loaded under a
+        # lock and kept in a small LRU cache, so each is read once per epoch
+        self._cache, self._lock = OrderedDict(), threading.Lock()
         if len(self) == 0:
             raise UserError("no training events to stream")
 
@@ -182,8 +186,9 @@ class ChunkStream(_keras_pydataset()):
         return -(-int(self.counts.sum()) * self.multiplicity // self.batch_size)
 
     def on_epoch_end(self):
-        self.epoch += 1
-        self._cache.clear()
+        with self._lock:
+            self.epoch += 1
+            self._cache.clear()
 
     def _plan(self):
         """(groups of chunk indices, start of each group in the epoch's event stream)."""
@@ -195,8 +200,14 @@ class ChunkStream(_keras_pydataset()):
         return groups, np.concatenate([[0], np.cumsum(sizes)])
 
     def _buffer(self, g, groups):
+        with self._lock:
+            return self._load_buffer(g, groups)
+
+    def _load_buffer(self, g, groups):
         key = (self.epoch, g)
-        if key not in self._cache:
+        if key in self._cache:
+            self._cache.move_to_end(key)
+        else:
             parts = []
             for i in groups[g]:
                 data = self.load_chunk(self.chunks[i])
@@ -206,8 +217,8 @@ class ChunkStream(_keras_pydataset()):
             if self.transform is not None:
                 data = self.transform(data, np.random.default_rng([self.seed, self.epoch, 3, g]))
             perm = np.random.default_rng([self.seed, self.epoch, 2, g]).permutation(_length(data))
-            while len(self._cache) >= 2:  # a batch spans at most two buffers
-                self._cache.pop(next(iter(self._cache)))
+            while len(self._cache) >= 3:  # a batch spans at most two buffers
+                self._cache.popitem(last=False)
             self._cache[key] = take(data, perm)
         return self._cache[key]
 

@@ -181,7 +181,9 @@ def fit(
         verbose=verbose,
     )
     if isinstance(train, keras.utils.PyDataset):
-        history = model.fit(train, **common)
+        # the dataset shuffles across files itself and reads its chunks in batch order;
+        # Keras' own batch-order shuffling would make every batch load a different chunk
+        history = model.fit(train, shuffle=False, **common)
     else:
         history = model.fit(
             train[0],
