@@ -109,7 +109,9 @@ def generate(
     def reconstruct(rec):
         if decayer is not None:
             keep = _could_pass(rec, current["boson"])
-            rec, _ = redecay.redecay(rec, decayer, current["boson"], tau_decays, keep)
+            rec, _ = redecay.redecay(
+                rec, decayer, current["boson"], tau_decays, keep, copy_filter=_copy_could_pass
+            )
         return ditau_events.reconstruct(
             rec, current["py"], rng, boson=current["boson"], process=PROCESSES[process]
         )
@@ -117,6 +119,16 @@ def generate(
     return collect(
         next_batch, reconstruct, n_events, worker=worker, timing=timing, progress=progress
     )
+
+
+def _copy_could_pass(vis_p4, leptonic):
+    """Decayed tau pairs whose legs could pass the selection (exact bound: the reco pT is at
+    most the tau_h response cap times the visible pT; e/mu smearing never reaches it)."""
+    pt = np.hypot(vis_p4[..., 0], vis_p4[..., 1])
+    eta = np.arcsinh(vis_p4[..., 2] / np.maximum(pt, 1e-9))
+    eta_max = np.where(leptonic, cms.LEPTON_ETA_MAX, cms.TAU_ETA_MAX)
+    leg_ok = (pt * cms.TAU_RESPONSE_RANGE[1] > ditau_events.MIN_PT) & (np.abs(eta) < eta_max)
+    return leg_ok.all(1) & ~leptonic.all(1)
 
 
 def _could_pass(rec, boson):

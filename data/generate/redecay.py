@@ -198,8 +198,8 @@ def tau_systems(rec, boson_id):
     return {k: v[order] for k, v in systems.items()}, ev[order], tau_idx[order]
 
 
-def redecay(rec, decayer, boson_id, copies, keep):
-    """`copies` decayed versions of each kept event, as one flat record of copies x kept events.
+def redecay(rec, decayer, boson_id, copies, keep, copy_filter=None):
+    """`copies` decayed versions of each kept event, as one flat record.
 
     Args:
         rec: `FlatRecord` with undecayed taus (status > 0).
@@ -207,9 +207,12 @@ def redecay(rec, decayer, boson_id, copies, keep):
         boson_id: PDG id of the boson whose taus form the correlated pair.
         copies: decays per event (K).
         keep: (n_events,) bool, events worth decaying (see `could_pass`).
+        copy_filter: optional callable(vis_p4 (R, 2, 4), leptonic (R, 2) bool) -> (R,) bool:
+            which decayed pairs could pass the selection (an exact bound); the copies of the
+            others are left out of the record, which saves their reconstruction.
     Returns:
-        (`FlatRecord` whose event c * n_keep + j is copy c of the j-th kept event, the kept
-        event indices).
+        (`FlatRecord` of the copies, (n_out,) original event of each). Without a filter, event
+        c * n_keep + j is copy c of the j-th kept event.
     """
     kept = np.nonzero(keep)[0]
     systems, sys_event, sys_taus = tau_systems(rec, boson_id)
@@ -220,15 +223,48 @@ def redecay(rec, decayer, boson_id, copies, keep):
     # decay all systems `copies` times in one go; system s of copy c is row c * n_sys + s
     rep = {k: np.concatenate([v] * copies) for k, v in systems.items()}
     prod = decayer.decay(rep)
-    copy_of, sys_of = np.divmod(prod["system"], max(n_sys, 1))
-    new_event = copy_of * n_keep + np.searchsorted(kept, sys_event[sys_of])
-    return _assemble(rec, kept, copies, prod, new_event, sys_taus[sys_of]), kept
+    row_copy, row_sys = np.divmod(np.arange(copies * n_sys), max(n_sys, 1))
+    row_event = row_copy * n_keep + np.searchsorted(kept, sys_event[row_sys])
+    passing = np.ones(copies * n_keep, bool)
+    if copy_filter is not None:
+        vis_p4, leptonic = _visible_legs(prod, len(row_event))
+        pair = rep["med_id"] != 0
+        passing[:] = False
+        passing[row_event[pair]] = copy_filter(vis_p4[pair], leptonic[pair])
+    out_event = np.full(copies * n_keep, -1)
+    out_event[passing] = np.arange(passing.sum())
+    prod_event = out_event[row_event[prod["system"]]]
+    sel = prod_event >= 0  # whole events are dropped, so mothers stay inside the selection
+    new_pos = np.cumsum(sel) - 1
+    prod = {k: v[sel] for k, v in prod.items()}
+    prod["mother"] = np.where(prod["mother"] < 0, prod["mother"], new_pos[prod["mother"]])
+    src = kept[np.nonzero(passing)[0] % max(n_keep, 1)]
+    taus = sys_taus[row_sys[prod["system"]]]
+    return _assemble(rec, src, prod, prod_event[sel], taus), src
 
 
-def _assemble(rec, kept, copies, prod, prod_event, prod_taus):
-    """Interleave the original particles of each copy with its decay products."""
-    n_out = copies * len(kept)
-    src = np.tile(kept, copies)  # original event of each output event
+def _visible_legs(prod, n_rows):
+    """Visible four-momentum and leptonic flag of each decayed tau: (R, 2, 4), (R, 2)."""
+    slot = np.where(prod["mother"] < 0, -1 - prod["mother"], -1)
+    for _ in range(20):  # products of products take their mother's slot (chains are short)
+        if (slot >= 0).all():
+            break
+        slot = np.where(slot < 0, slot[np.maximum(prod["mother"], 0)], slot)
+    aid = np.abs(prod["id"])
+    final = prod["status"] > 0
+    visible = final & ~np.isin(aid, (12, 14, 16))
+    key = 2 * prod["system"] + slot
+    vis = np.stack(
+        [np.bincount(key[visible], prod["p4"][visible, k], 2 * n_rows) for k in range(4)], -1
+    )
+    hadron = np.bincount(key[final & np.isin(aid, (211, 321))], minlength=2 * n_rows) > 0
+    return vis.reshape(n_rows, 2, 4), ~hadron.reshape(n_rows, 2)
+
+
+def _assemble(rec, src, prod, prod_event, prod_taus):
+    """Interleave the original particles of each copy (`src`: its original event) with its
+    decay products."""
+    n_out = len(src)
     n_orig = np.diff(rec.offsets)[src]
     n_prod = np.bincount(prod_event, minlength=n_out)
     offsets = np.concatenate([[0], np.cumsum(n_orig + n_prod)])

@@ -22,7 +22,9 @@ def _redecayed(process, n_events, seed, copies=COPIES):
     rec = flatten_batch(py.nextBatch(n_events, "skip"))
     keep = np.ones(rec.n_events, bool)
     keep[::7] = False  # dropped events must vanish from every copy
-    out, kept = redecay.redecay(rec, redecay.TauDecayer(seed + 1), boson, copies, keep)
+    out, src = redecay.redecay(rec, redecay.TauDecayer(seed + 1), boson, copies, keep)
+    kept = src[: len(src) // copies]
+    np.testing.assert_array_equal(src, np.tile(kept, copies))  # copy-major layout
     return py, rec, out, kept, boson
 
 
@@ -131,3 +133,26 @@ def test_redecayed_sample_is_selected_and_reproducible():
 def test_tau_decays_rejects_ttbar():
     with pytest.raises(ValueError, match="ttbar"):
         generate("ttbar", 5, 1, tau_decays=2)
+
+
+def test_copy_filter_keeps_every_copy_that_the_selection_could_take():
+    """The filter is exact: every copy that the selection takes passes it (whatever the
+    detector smearing), and it keeps exactly the copies it says (same decays, same seed)."""
+    from data.generate.ditau import _copy_could_pass
+
+    settings, boson = streams("h125")[0]
+    py = make_pythia(settings + redecay.UNDECAYED, 8)
+    rec = flatten_batch(py.nextBatch(40, "skip"))
+    keep = np.ones(rec.n_events, bool)
+    charge = ChargeTable(py)
+    out, _ = redecay.redecay(rec, redecay.TauDecayer(3), boson, 6, keep)
+    legs = ditau_events.genuine_legs(out, charge(out.id), np.random.default_rng(0), boson)
+    vis, leptonic = legs["gen"]["vis_p4"], legs["kind"] != td.HADRONIC
+    could = _copy_could_pass(vis, leptonic) & legs["valid"]
+    for seed in range(20):  # many smearings of the same copies
+        legs = ditau_events.genuine_legs(out, charge(out.id), np.random.default_rng(seed), boson)
+        ok, _ = ditau_events.select(legs)
+        assert could[ok].all()
+    filtered, src = redecay.redecay(rec, redecay.TauDecayer(3), boson, 6, keep, _copy_could_pass)
+    assert filtered.n_events == could.sum() < out.n_events
+    assert len(src) == filtered.n_events
