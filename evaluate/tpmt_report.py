@@ -185,6 +185,11 @@ def model_card(res, args, path):
         + (", `coverage_vs_true_mass.png`." if res.get("flat_coverage") else "."),
         "",
     ]
+    # hand-written notes next to the card (training sample, goals, history) survive re-evaluation
+    notes = os.path.join(os.path.dirname(os.path.abspath(path)), "card_notes.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            lines += ["", f.read().strip(), ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
