@@ -76,16 +76,10 @@ def hypotheses(d, hypothesis):
 
 def load_tpmt(path):
     """Load a TPMT `.keras` file in safe mode with a clear error."""
-    if not os.path.exists(path):
-        raise UserError(f"no such model file: {path}")
-    import keras
-
     import models  # noqa: F401  registers the toolkit's layers
+    from models.tpmt.fit import load_trained
 
-    try:
-        return keras.models.load_model(path, safe_mode=True)
-    except Exception as err:  # keras raises assorted errors for foreign/corrupt files
-        raise UserError(f"cannot load {path} as a Keras model ({type(err).__name__})") from None
+    return load_trained(path)
 
 
 def predict_all(model, d, *, run_fastmtt=True, hypothesis="nominal"):

@@ -133,14 +133,9 @@ def _copy_could_pass(vis_p4, leptonic):
 
 def _could_pass(rec, boson):
     """Events whose boson tau pair could pass the selection for some decay (exact bound)."""
-    from data.generate.pythia import bottom_copy, daughters, last_of_id
-
-    iboson = last_of_id(rec, [boson])
-    dau = daughters(rec, np.maximum(iboson, 0))
-    pair = (iboson >= 0) & np.all(np.abs(rec.id[np.maximum(dau, 0)]) == 15, axis=1)
-    taus = bottom_copy(rec, np.maximum(dau, 0).ravel()).reshape(-1, 2)
+    pair, _, taus = redecay.boson_taus(rec, boson)
     ok = redecay.could_pass(
-        rec.p4[taus],
+        rec.p4[np.maximum(taus, 0)],
         min_vis_pt=ditau_events.MIN_PT,
         max_response=cms.TAU_RESPONSE_RANGE[1],
         max_abs_eta=max(cms.TAU_ETA_MAX, cms.LEPTON_ETA_MAX),

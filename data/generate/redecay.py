@@ -158,6 +158,16 @@ def _pm(v4, p4):
     return v4(*map(float, p4)), float(np.sqrt(max(m2, 0.0)))
 
 
+def boson_taus(rec, boson_id):
+    """The boson's two taus per event: (pair found (n,), daughters (n, 2), decaying bottom
+    copies (n, 2), -1 where no pair)."""
+    iboson = last_of_id(rec, [boson_id])
+    dau = daughters(rec, np.maximum(iboson, 0))
+    pair = (iboson >= 0) & np.all(np.abs(rec.id[np.maximum(dau, 0)]) == 15, axis=1)
+    taus = bottom_copy(rec, np.where(pair[:, None], dau, -1).ravel()).reshape(-1, 2)
+    return pair, dau, taus
+
+
 def tau_systems(rec, boson_id):
     """The tau systems of each event: the boson's tau pair with its mediator and partons.
 
@@ -165,11 +175,7 @@ def tau_systems(rec, boson_id):
         (systems dict as `TauDecayer.decay` takes, event (S,), tau global indices (S, 2) with
         -1 for the empty slot of lone taus).
     """
-    n = rec.n_events
-    iboson = last_of_id(rec, [boson_id])
-    dau = daughters(rec, np.maximum(iboson, 0))
-    pair = (iboson >= 0) & np.all(np.abs(rec.id[np.maximum(dau, 0)]) == 15, axis=1)
-    taus = bottom_copy(rec, np.where(pair[:, None], dau, -1).ravel()).reshape(n, 2)
+    pair, dau, taus = boson_taus(rec, boson_id)
     med = rec.mother1[top_copy(rec, dau[:, 0])]  # the boson copy the taus come from
     med_top = top_copy(rec, med)
     ins = np.stack([rec.mother1[med_top], rec.mother2[med_top]], 1)
