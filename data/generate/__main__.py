@@ -3,6 +3,7 @@
 Examples:
     python -m data.generate ditau --process h125 --events 2000 --seed 1 --out h125.root
     python -m data.generate ttbar-dilepton --events 2000 --seed 1 --out ttbar_dilepton.root
+    python -m data.generate fcctau --process ztautau --events 2000 --seed 1 --out ztautau.root
     # 300k events as 60 independent seeded jobs of 5000 (flat_0000.root ... and
     # flat.manifest.json listing them), two at a time, each tau pair decayed 8 times:
     python -m data.generate ditau --process flat --events 300000 --shard-size 5000 \
@@ -20,14 +21,17 @@ import sys
 from data.errors import UserError, cli
 from data.generate.batches import run_job
 
-SAMPLES = ("ditau", "ttbar-dilepton")
+SAMPLES = ("ditau", "ttbar-dilepton", "fcctau")
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m data.generate", description=__doc__.split("\n")[0])
     p.add_argument("sample", choices=SAMPLES, help="sample family")
     p.add_argument(
-        "--process", default=None, help="ditau: flat, h125, dy, ttbar or bsm350 (default h125)"
+        "--process",
+        default=None,
+        help="ditau: flat, h125, dy, ttbar or bsm350 (default h125); fcctau: ztautau or zqq "
+        "(default ztautau)",
     )
     p.add_argument("--events", type=int, default=2000, help="selected events to write")
     p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same file)")
@@ -64,8 +68,17 @@ def parse_args(argv):
 
 def _check(args):
     from data.generate.ditau import PROCESSES
+    from data.generate.fcctau import PROCESSES as FCC_PROCESSES
 
-    if args.sample != "ditau":
+    if args.sample == "fcctau":
+        args.process = args.process or "ztautau"
+        if args.process not in FCC_PROCESSES:
+            raise UserError(
+                f"unknown fcctau process '{args.process}' (choose from {', '.join(FCC_PROCESSES)})"
+            )
+        if args.with_taus:
+            raise UserError("--with-taus applies to ttbar-dilepton only")
+    elif args.sample != "ditau":
         if args.process is not None:
             raise UserError(f"--process applies to ditau only, not to {args.sample}")
         args.process = args.sample.replace("-", "_")
@@ -107,6 +120,10 @@ def _check(args):
 
 def _sample(sample, process, with_taus, tau_decays=1):
     """(generate(n, seed, *, worker, progress), progress label) of a sample."""
+    if sample == "fcctau":
+        from data.generate import fcctau
+
+        return functools.partial(fcctau.generate, process), f"fcctau {process}"
     if sample == "ttbar-dilepton":
         from data.generate import ttbar_dilepton as mod
 

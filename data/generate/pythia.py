@@ -69,6 +69,7 @@ class FlatRecord:
     p4: np.ndarray  # (n, 4) px, py, pz, E
     offsets: np.ndarray
     event: np.ndarray
+    vertex: np.ndarray | None = None  # (n, 3) production vertex x, y, z in mm
 
     @property
     def n_events(self):
@@ -94,6 +95,8 @@ def flatten_batch(batch):
 
     p = ak.flatten(prt.p)
     p4 = np.stack([ak.to_numpy(p[c]) for c in ("px", "py", "pz", "e")], axis=1)
+    v = ak.flatten(prt.vProd)
+    vertex = np.stack([ak.to_numpy(v[c]) for c in ("px", "py", "pz")], axis=1)
     return FlatRecord(
         id=ak.to_numpy(ak.flatten(prt.id)).astype(np.int64),
         status=ak.to_numpy(ak.flatten(prt.status)).astype(np.int64),
@@ -104,6 +107,7 @@ def flatten_batch(batch):
         p4=p4,
         offsets=offsets,
         event=event,
+        vertex=vertex,
     )
 
 

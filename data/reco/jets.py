@@ -8,16 +8,20 @@ vector.register_awkward()
 _JETDEF = {}
 
 
-def _jet_definition(radius):
+def _jet_definition(radius, algorithm="antikt", p=-1.0):
     import fastjet
 
-    if radius not in _JETDEF:
-        _JETDEF[radius] = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
-    return _JETDEF[radius]
+    key = (radius, algorithm, p)
+    if key not in _JETDEF:
+        if algorithm == "antikt":
+            _JETDEF[key] = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
+        else:  # e+e- generalised kT with angular distance (FCC-ee, partau.md 2.9)
+            _JETDEF[key] = fastjet.JetDefinition(fastjet.ee_genkt_algorithm, radius, p)
+    return _JETDEF[key]
 
 
-def cluster(p4, event, n_events, *, radius=0.4, min_pt=15.0):
-    """Cluster particles per event with anti-kT.
+def cluster(p4, event, n_events, *, radius=0.4, min_pt=15.0, algorithm="antikt", p=-1.0):
+    """Cluster particles per event with anti-kT (or `algorithm="ee_genkt"` with exponent `p`).
 
     Args:
         p4: (n, 4) particle four-vectors (px, py, pz, E) to cluster, all events together.
@@ -36,7 +40,7 @@ def cluster(p4, event, n_events, *, radius=0.4, min_pt=15.0):
         {"px": p4[:, 0], "py": p4[:, 1], "pz": p4[:, 2], "E": p4[:, 3]}, with_name="Momentum4D"
     )
     particles = ak.unflatten(flat, counts)
-    sequence = fastjet.ClusterSequence(particles, _jet_definition(radius))
+    sequence = fastjet.ClusterSequence(particles, _jet_definition(radius, algorithm, p))
     jets = sequence.inclusive_jets(min_pt=min_pt)
     local = sequence.constituent_index(min_pt=min_pt)
     # fastjet returns jets in clustering order: sort by pT and shift local indices to global.
