@@ -111,11 +111,31 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 def callbacks(
-    model_name, out_dir, config, *, monitor="val_loss", log_root="runs", max_minutes=None
+    model_name,
+    out_dir,
+    config,
+    *,
+    monitor="val_loss",
+    log_root="runs",
+    max_minutes=None,
+    reduce_lr=True,
 ):
-    """The standard callbacks (DESIGN.md convention 6), plus an optional `TimeBudget`."""
+    """The standard callbacks (DESIGN.md convention 6), plus an optional `TimeBudget`.
+
+    `reduce_lr=False` leaves out ReduceLROnPlateau, for optimizers whose learning rate is a
+    schedule (Keras cannot set the rate of a schedule).
+    """
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     budget = [TimeBudget(max_minutes, monitor)] if max_minutes else []
+    plateau = [
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            factor=0.5,
+            patience=config.reduce_lr_patience,
+            min_lr=config.min_learning_rate,
+            verbose=1,
+        )
+    ]
     return budget + [
         keras.callbacks.EarlyStopping(
             monitor=monitor,
@@ -123,13 +143,7 @@ def callbacks(
             restore_best_weights=True,
             verbose=1,
         ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor,
-            factor=0.5,
-            patience=config.reduce_lr_patience,
-            min_lr=config.min_learning_rate,
-            verbose=1,
-        ),
+        *(plateau if reduce_lr else []),
         keras.callbacks.TensorBoard(log_dir=os.path.join(log_root, model_name, stamp)),
         keras.callbacks.ModelCheckpoint(
             os.path.join(out_dir, "checkpoint.keras"), monitor=monitor, save_best_only=True
@@ -152,6 +166,7 @@ def fit(
     verbose=2,
     sample_weight=None,
     max_minutes=None,
+    reduce_lr=True,
 ):
     """Train with the standard callbacks; writes `run_config.json` next to the model.
 
@@ -166,6 +181,7 @@ def fit(
         run_config: dict written to run_config.json (CLI arguments, config, data files).
         sample_weight: optional (N_train,) per-event weights.
         max_minutes: optional wall-time budget (`TimeBudget`).
+        reduce_lr: include ReduceLROnPlateau (False for learning-rate schedules).
     Returns:
         the keras History.
     """
@@ -176,7 +192,12 @@ def fit(
         validation_data=val,
         epochs=config.epochs,
         callbacks=callbacks(
-            model_name, out_dir, config, log_root=log_root, max_minutes=max_minutes
+            model_name,
+            out_dir,
+            config,
+            log_root=log_root,
+            max_minutes=max_minutes,
+            reduce_lr=reduce_lr,
         ),
         verbose=verbose,
     )

@@ -4,14 +4,9 @@ import keras
 from keras import ops
 
 from models import physics
+from models.layers.activations import gelu_tanh  # noqa: F401  (re-exported)
 
 TAU_MASS = 1.77686  # GeV, PDG
-
-
-@keras.saving.register_keras_serializable(package="hepformers")
-def gelu_tanh(x):
-    """GELU with the tanh approximation: exact GELU (Erf) does not convert to ONNX (tf2onnx)."""
-    return keras.activations.gelu(x, approximate=True)
 
 
 @keras.saving.register_keras_serializable(package="hepformers")
