@@ -11,21 +11,23 @@ N_CLASSES = 6
 
 
 def fake_rate_at_efficiency(scores, is_tau, efficiency=0.6):
-    """Background-jet efficiency at the score threshold that keeps `efficiency` of the taus.
+    """Background-jet efficiency at `efficiency` tau efficiency, on the ROC curve.
 
-    Ties at the threshold are kept (score >= threshold). Returns NaN when fewer than
-    `efficiency` of the taus have a score above the method's failure floor (a method whose
-    taus fail decay-mode finding more often than 1 - efficiency cannot reach that point).
+    The ROC curve has one point per distinct score (ties, such as the many isolated HPS taus
+    with the same score, form one step) and is interpolated linearly between points, the
+    standard convention (a threshold inside a tie block accepts a random part of it). NaN when
+    the point lies in the floor of the lowest score (jets failing decay-mode finding).
     """
+    from sklearn.metrics import roc_curve
+
     scores, is_tau = np.asarray(scores, float), np.asarray(is_tau, bool)
-    tau = np.sort(scores[is_tau])[::-1]
-    k = int(np.ceil(efficiency * len(tau))) - 1
-    if k < 0 or k >= len(tau):
+    if is_tau.all() or not is_tau.any():
         return float("nan")
-    threshold = tau[k]
-    if threshold <= np.min(scores):  # the point lies on the floor of failing jets
+    fpr, tpr, thresholds = roc_curve(is_tau, scores)
+    above_floor = thresholds > scores.min()
+    if not above_floor.any() or tpr[above_floor].max() < efficiency:
         return float("nan")
-    return float(np.mean(scores[~is_tau] >= threshold))
+    return float(np.interp(efficiency, tpr, fpr))
 
 
 def confusion(true, pred, n_classes=N_CLASSES):

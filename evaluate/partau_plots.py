@@ -5,7 +5,6 @@ import os
 import numpy as np
 
 from data.partau import DECAY_MODES
-from evaluate.metrics import roc_curve
 
 
 def _style():
@@ -28,7 +27,9 @@ def plot_all(out, data, predictions, metrics):
     for name, p in predictions.items():
         if "score" not in p:
             continue
-        fpr, tpr = roc_curve(p["score"][keep], is_tau)
+        from sklearn.metrics import roc_curve  # tie-aware: one point per distinct score
+
+        fpr, tpr, _ = roc_curve(is_tau, p["score"][keep])
         ok = fpr > 0
         ax.plot(tpr[ok], fpr[ok], label=f"{name} (AUC {metrics[name]['auc']:.4f})")
     ax.set_yscale("log")
