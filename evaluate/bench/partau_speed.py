@@ -4,6 +4,7 @@
     python -m evaluate.bench.partau_speed --steps 20 --warmup 3 --json partau_speed.json
     python -m evaluate.bench.partau_speed --torch-compile        # also time torch.compile
     python -m evaluate.bench.partau_speed --torch-flush-denormal # also PyTorch with FTZ
+    python -m evaluate.bench.partau_speed --keras-gelu-tanh      # also Keras with tanh GELU
 
 Both sides run the ML-Tau seed configuration (CONFIG: 17 features, 20 candidates, embed_dims
 [256, 512, 256], pair_embed_dims [64, 64, 64], 8 heads, 2 particle + 2 class-attention blocks,
@@ -19,7 +20,9 @@ them).
 
 Keras (this process): `build_part` compiled with `jit_compile=True` (XLA) and with
 `jit_compile=False`, trained with `train_on_batch`, inferred with `predict_on_batch`; plus
-`model(x, training=False)` under `tf.function(jit_compile=True)`. PyTorch: a subprocess in the
+`model(x, training=False)` under `tf.function(jit_compile=True)`; `--keras-gelu-tanh` adds the
+XLA model with the tanh-approximated GELU (a different function from weaver's exact GELU, so
+it is shown for information and left out of the ratios). PyTorch: a subprocess in the
 benchmark environment (evaluate/bench/_weaver_side.py, which imports torch and weaver only,
 driven over a pipe): eager training steps (AdamW + CrossEntropyLoss) and eager inference under
 `torch.no_grad()`, the main numbers; `--torch-compile` adds `torch.compile` (about 1.5 min of
@@ -65,6 +68,7 @@ CREATE_ENV = (
 KERAS_XLA = "Keras, jit_compile=True (XLA)"
 KERAS_GRAPH = "Keras, jit_compile=False"
 KERAS_CALL = "Keras, tf.function(jit_compile) call"
+KERAS_TANH = "Keras, XLA, gelu_tanh (not weaver's)"
 TORCH_EAGER = "PyTorch eager"
 TORCH_COMPILE = "PyTorch torch.compile"
 TORCH_FTZ = "PyTorch eager, flush denormals"
@@ -186,7 +190,8 @@ def parameter_line(keras_params, torch_res):
 def keras_over_torch(rows, reference=TORCH_EAGER):
     """{"train": Keras XLA / reference, "infer": best Keras path / reference} (jets/s ratios).
 
-    A ratio is left out when a row it needs is missing; {} without the reference row.
+    A ratio is left out when a row it needs is missing; {} without the reference row. The
+    gelu_tanh row (KERAS_TANH) computes another function and is never a "Keras path" here.
     """
     by_side = {r["side"]: r for r in rows}
     ref = by_side.get(reference)
@@ -196,7 +201,11 @@ def keras_over_torch(rows, reference=TORCH_EAGER):
     xla = by_side.get(KERAS_XLA, {}).get("train")
     if xla and ref.get("train"):
         out["train"] = xla["rate"] / ref["train"]["rate"]
-    keras_infer = [r["infer"]["rate"] for r in rows if r["side"].startswith("Keras") and r["infer"]]
+    keras_infer = [
+        r["infer"]["rate"]
+        for r in rows
+        if r["side"].startswith("Keras") and r["side"] != KERAS_TANH and r["infer"]
+    ]
     if keras_infer and ref.get("infer"):
         out["infer"] = max(keras_infer) / ref["infer"]["rate"]
     return out
@@ -325,8 +334,11 @@ def _batches(jets, batch):
     return list(zip(xs, ys))
 
 
-def build_keras(jit_compile):
-    """The toolkit's ParT at CONFIG, compiled for training (AdamW + sparse CE on logits)."""
+def build_keras(jit_compile, activation=None):
+    """The toolkit's ParT at CONFIG, compiled for training (AdamW + sparse CE on logits).
+
+    activation: overrides CONFIG's (e.g. "gelu_tanh" for the extra row).
+    """
     import keras
 
     from models.partau.part import build_part
@@ -342,6 +354,8 @@ def build_keras(jit_compile):
         num_layers=c["num_layers"],
         num_cls_layers=c["num_cls_layers"],
         fc_params=c["fc_params"],
+        activation=activation or c["activation"],
+        use_pre_activation_pair=c["use_pre_activation_pair"],
         metric=c["metric"],
     )
     model.compile(
@@ -354,12 +368,13 @@ def build_keras(jit_compile):
     return model
 
 
-def keras_paths(batches):
+def keras_paths(batches, gelu_tanh=False):
     """{(side, "train" | "infer"): Stepper} of the Keras model, and its parameter counts.
 
     Training: `train_on_batch` of the model compiled with and without XLA. Inference:
     `predict_on_batch` of both, and `model(x, training=False)` under
-    `tf.function(jit_compile=True)` on tensors, as a deployment would call it.
+    `tf.function(jit_compile=True)` on tensors, as a deployment would call it. gelu_tanh:
+    also the XLA model with activation "gelu_tanh" (KERAS_TANH).
     """
     import tensorflow as tf
 
@@ -379,6 +394,12 @@ def keras_paths(batches):
             fn = tf.function(lambda x, m=model: m(x, training=False), jit_compile=True)
             tensors = [({k: tf.constant(v) for k, v in x.items()}, y) for x, y in batches]
             paths[(KERAS_CALL, "infer")] = Stepper(lambda x, y, f=fn: f(x).numpy(), tensors)
+    if gelu_tanh:
+        model = build_keras(True, activation="gelu_tanh")
+        paths[(KERAS_TANH, "train")] = Stepper(
+            lambda x, y, m=model: m.train_on_batch(x, y), batches
+        )
+        paths[(KERAS_TANH, "infer")] = Stepper(lambda x, y, m=model: m.predict_on_batch(x), batches)
     return paths, params
 
 
@@ -462,6 +483,11 @@ def main(argv=None):
         action="store_true",
         help="also time PyTorch eager with torch.set_flush_denormal(True), as TF flushes them",
     )
+    p.add_argument(
+        "--keras-gelu-tanh",
+        action="store_true",
+        help="also time the Keras XLA model with the tanh GELU (for information, no ratio)",
+    )
     p.add_argument("--json", metavar="OUT", help="write the numbers to this JSON file")
     args = p.parse_args(argv)
     sizes = (args.batch, args.steps, args.warmup, args.rounds, args.threads, args.batches)
@@ -485,7 +511,7 @@ def main(argv=None):
         path = os.path.join(tmp, "jets.npz")
         np.savez(path, **jets)
         try:
-            paths, keras_params = keras_paths(_batches(jets, args.batch))
+            paths, keras_params = keras_paths(_batches(jets, args.batch), args.keras_gelu_tanh)
             for name, model, ftz in sides:  # one process each: no shared state between them
                 _progress(f"starting the PyTorch side: {name}")
                 log = os.path.join(tmp, f"torch_{len(torch)}.log")

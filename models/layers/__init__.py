@@ -1,22 +1,25 @@
 """Layers shared by two or more models.
 
-`geometric/`: Lorentz-equivariant geometric algebra (L-GATr). `pair_features`,
-`particle_embed`, `particle_attention`: the Particle Transformer (ParT) pieces. Importing this
-package registers their layers with Keras serialization.
+`geometric/`: Lorentz-equivariant geometric algebra (L-GATr). `pair_features`, `pair_embed`,
+`particle_embed`, `particle_attention`, `dropout`, `layer_norm`: the Particle Transformer (ParT)
+pieces.
+Importing this package registers their layers with Keras serialization.
 """
 
+from models.layers.dropout import FastDropout
+from models.layers.pair_embed import PairEmbed
 from models.layers.pair_features import PairFeatures, pairwise_lv_features
 from models.layers.particle_attention import (
     ClassAttentionBlock,
-    ClassToken,
     PairBiasAttention,
     ParticleAttentionBlock,
 )
-from models.layers.particle_embed import PairEmbed, ParticleEmbed
+from models.layers.particle_embed import ClassToken, ParticleEmbed
 
 __all__ = [
     "ClassAttentionBlock",
     "ClassToken",
+    "FastDropout",
     "PairBiasAttention",
     "PairEmbed",
     "PairFeatures",

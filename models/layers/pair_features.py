@@ -2,7 +2,8 @@
 
 Formulas, clamps and feature order follow weaver-core's `pairwise_lv_fts` (4 outputs) and the
 `theta-phi` metric of ML-Tau's copy. Unlike weaver, every (i, j) pair is computed (no lower
-triangle + mirror); the features are symmetric so the result is the same.
+triangle + mirror; the four features are cheap), once per batch; `PairEmbed` then embeds only
+the lower triangle i >= j and mirrors it, as weaver does.
 """
 
 import math

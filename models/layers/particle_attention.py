@@ -8,12 +8,9 @@ import math
 import keras
 from keras import ops
 
-from models.layers.particle_embed import (
-    activate,
-    check_activation,
-    layer_norm,
-    torch_linear,
-)
+from models.layers.dropout import FastDropout
+from models.layers.layer_norm import apply_layer_norm
+from models.layers.particle_embed import activate, check_activation, layer_norm, torch_linear
 
 _MASKED_LOGIT = -1e9  # finite, so rows with no valid key give zeros instead of NaN
 
@@ -37,10 +34,14 @@ class PairBiasAttention(keras.layers.Layer):
 
     Call args:
         query: (B, Pq, E).
-        key: (B, Pk, E).
-        value: (B, Pk, E).
+        key: (B, Pk, E); None: the query (self-attention).
+        value: (B, Pk, E); None: the key. Projections of the same tensor (self-attention:
+            Q, K, V; class attention: K, V) run as one matmul with the kernels concatenated.
         attn_bias: (B, H, Pq, Pk) float bias added to the scaled logits, or None.
         key_mask: (B, Pk), 1 = real key, or None. Rows without any real key give zeros.
+        heads_last: give the output channels in weaver's (d, h) order (channel d * H + h is
+            the out-projection's channel h * D + d); the permutation is applied to the
+            out-projection's kernel columns, the saved weights keep torch's order.
 
     Returns:
         (B, Pq, E).
@@ -63,19 +64,49 @@ class PairBiasAttention(keras.layers.Layer):
             for n in ("q_proj", "k_proj", "v_proj")
         )
         self.out_proj = torch_linear(e, e, zero_bias=True, dtype=policy, name="out_proj")
-        self.attn_dropout = keras.layers.Dropout(self.dropout, dtype=policy, name="attn_dropout")
+        self.attn_dropout = FastDropout(self.dropout, dtype=policy, name="attn_dropout")
         shape = (None, None, e)
         for layer in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
             layer.build(shape)
 
-    def call(self, query, key, value, attn_bias=None, key_mask=None, training=None):
+    def _project(self, query, key, value):
+        """[q, k, v]; inputs that are one tensor share one matmul (kernels concatenated)."""
+        denses = (self.q_proj, self.k_proj, self.v_proj)
+        groups = {}  # id(input) -> (input, indices into q, k, v)
+        for i, x in enumerate((query, key, value)):
+            groups.setdefault(id(x), (x, []))[1].append(i)
+        out = [None] * 3
+        for x, idx in groups.values():
+            if len(idx) == 1:
+                out[idx[0]] = denses[idx[0]](x)
+                continue
+            kernel = ops.concatenate([ops.cast(denses[i].kernel, x.dtype) for i in idx], axis=1)
+            bias = ops.concatenate([ops.cast(denses[i].bias, x.dtype) for i in idx], axis=0)
+            y = ops.split(ops.add(ops.matmul(x, kernel), bias), len(idx), axis=-1)
+            for i, y_i in zip(idx, y):
+                out[i] = y_i
+        return out
+
+    def call(
+        self,
+        query,
+        key=None,
+        value=None,
+        attn_bias=None,
+        key_mask=None,
+        training=None,
+        heads_last=False,
+    ):
+        key = query if key is None else key
+        value = key if value is None else value
         h = self.num_heads
         b, pq, e = ops.shape(query)[0], ops.shape(query)[1], ops.shape(query)[2]
         pk = ops.shape(key)[1]
         d = query.shape[-1] // h
-        q = ops.reshape(self.q_proj(query), (b, pq, h, d)) * (1.0 / math.sqrt(d))
-        k = ops.reshape(self.k_proj(key), (b, pk, h, d))
-        v = ops.reshape(self.v_proj(value), (b, pk, h, d))
+        q, k, v = self._project(query, key, value)
+        q = ops.reshape(q, (b, pq, h, d)) * (1.0 / math.sqrt(d))
+        k = ops.reshape(k, (b, pk, h, d))
+        v = ops.reshape(v, (b, pk, h, d))
         logits = ops.einsum("bqhd,bkhd->bhqk", q, k)
         sdt = _softmax_dtype(logits.dtype)
         logits = ops.cast(logits, sdt)
@@ -89,7 +120,15 @@ class PairBiasAttention(keras.layers.Layer):
             weights = weights * ops.cast(keep, sdt)
         weights = self.attn_dropout(ops.cast(weights, v.dtype), training=training)
         out = ops.reshape(ops.einsum("bhqk,bkhd->bqhd", weights, v), (b, pq, e))
-        return self.out_proj(out)
+        if not heads_last:
+            return self.out_proj(out)
+        # output channel d * H + h is out_proj's channel h * D + d: permute its columns (by a
+        # transpose, not a gather, so that the variables' gradients stay dense)
+        kernel = ops.cast(self.out_proj.kernel, out.dtype)
+        kernel = ops.reshape(ops.transpose(ops.reshape(kernel, (-1, h, d)), (0, 2, 1)), (-1, h * d))
+        bias = ops.cast(self.out_proj.bias, out.dtype)
+        bias = ops.reshape(ops.transpose(ops.reshape(bias, (h, d))), (-1,))
+        return ops.add(ops.matmul(out, kernel), bias)  # a BiasAdd, as in Dense
 
     def compute_output_shape(self, query_shape, *args, **kwargs):
         return tuple(query_shape)
@@ -138,10 +177,8 @@ class _NormFormerBlock(keras.layers.Layer):
         self.fc1 = torch_linear(ffn, e, dtype=policy, name="fc1")
         self.post_fc_norm = layer_norm(dtype=policy, name="post_fc_norm")
         self.fc2 = torch_linear(e, ffn, dtype=policy, name="fc2")
-        self.drop = keras.layers.Dropout(self.dropout, dtype=policy, name="dropout")
-        self.act_drop = keras.layers.Dropout(
-            self.activation_dropout, dtype=policy, name="act_dropout"
-        )
+        self.drop = FastDropout(self.dropout, dtype=policy, name="dropout")
+        self.act_drop = FastDropout(self.activation_dropout, dtype=policy, name="act_dropout")
         for layer in (self.pre_attn_norm, self.attn, self.post_attn_norm, self.pre_fc_norm):
             layer.build(shape)
         self.fc1.build(shape)
@@ -152,14 +189,13 @@ class _NormFormerBlock(keras.layers.Layer):
 
     def _finish(self, x, residual, training):
         """Per-head scale, post-attention norm, residual, then the NormFormer FFN."""
-        b, t = ops.shape(x)[0], ops.shape(x)[1]
-        h, e = self.num_heads, self.embed_dim
-        x = ops.reshape(x, (b, t, h, e // h)) * ops.cast(self.c_attn, x.dtype)[:, None]
-        x = ops.reshape(ops.transpose(x, (0, 1, 3, 2)), (b, t, e))  # weaver's (d, h) order
-        x = self.drop(self.post_attn_norm(x), training=training) + residual
+        # x comes in weaver's (d, h) channel order (attention with heads_last=True): channel
+        # d * H + h is scaled by c_attn[h]
+        x = x * ops.tile(ops.cast(self.c_attn, x.dtype), (self.embed_dim // self.num_heads,))
+        x = self.drop(apply_layer_norm(self.post_attn_norm, x), training=training) + residual
         residual = x
-        x = activate(self.fc1(self.pre_fc_norm(x)), self.activation)
-        x = self.post_fc_norm(self.act_drop(x, training=training))
+        x = activate(self.fc1(apply_layer_norm(self.pre_fc_norm, x)), self.activation)
+        x = apply_layer_norm(self.post_fc_norm, self.act_drop(x, training=training))
         x = self.drop(self.fc2(x), training=training)
         return x + ops.cast(self.w_resid, x.dtype) * residual
 
@@ -203,8 +239,10 @@ class ParticleAttentionBlock(_NormFormerBlock):
     """
 
     def call(self, x, particle_mask=None, attn_bias=None, training=None):
-        u = self.pre_attn_norm(x)
-        u = self.attn(u, u, u, attn_bias=attn_bias, key_mask=particle_mask, training=training)
+        u = apply_layer_norm(self.pre_attn_norm, x)
+        u = self.attn(
+            u, attn_bias=attn_bias, key_mask=particle_mask, training=training, heads_last=True
+        )
         return self._finish(u, x, training)
 
     def compute_output_shape(self, x_shape, *args, **kwargs):
@@ -251,56 +289,15 @@ class ClassAttentionBlock(_NormFormerBlock):
         )
 
     def call(self, x, class_token, particle_mask=None, training=None):
-        u = self.pre_attn_norm(ops.concatenate([class_token, x], axis=1))  # (B, 1 + P, E)
+        u = apply_layer_norm(
+            self.pre_attn_norm, ops.concatenate([class_token, x], axis=1)
+        )  # (B, 1 + P, E)
         key_mask = None
         if particle_mask is not None:
             m = ops.cast(particle_mask, "bool")
             key_mask = ops.concatenate([ops.ones_like(m[:, :1]), m], axis=1)
-        u = self.attn(class_token, u, u, key_mask=key_mask, training=training)
+        u = self.attn(class_token, u, key_mask=key_mask, training=training, heads_last=True)
         return self._finish(u, class_token, training)
 
     def compute_output_shape(self, x_shape, class_token_shape, *args, **kwargs):
         return tuple(class_token_shape)
-
-
-@keras.saving.register_keras_serializable(package="hepformers", name="ParTClassToken")
-class ClassToken(keras.layers.Layer):
-    """Trainable class token (1, 1, E), initialised N(0, 0.02), broadcast to the batch.
-
-    Its variable is named "class_token" so an optimizer can exclude it from weight decay:
-    `opt.exclude_from_weight_decay(var_names=["class_token"])`. Registered as
-    "hepformers>ParTClassToken" (the L-GATr baseline owns "hepformers>ClassToken").
-
-    Args:
-        embed_dim: width E.
-
-    Call args:
-        x: (B, P, E') any tensor with the batch size as first dimension.
-
-    Returns:
-        (B, 1, E).
-    """
-
-    def __init__(self, embed_dim, **kwargs):
-        super().__init__(**kwargs)
-        self.embed_dim = embed_dim
-
-    def build(self, x_shape):
-        # timm trunc_normal_(std=0.02) cuts at +-2 (absolute), i.e. at 100 sigma: a plain normal
-        init = keras.initializers.RandomNormal(stddev=0.02)
-        self.class_token = self.add_weight(
-            name="class_token", shape=(1, 1, self.embed_dim), initializer=init
-        )
-
-    def call(self, x):
-        b = ops.shape(x)[0]
-        token = ops.cast(self.class_token, self.compute_dtype)
-        return ops.broadcast_to(token, (b, 1, self.embed_dim))
-
-    def compute_output_shape(self, x_shape):
-        return (x_shape[0], 1, self.embed_dim)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(embed_dim=self.embed_dim)
-        return config

@@ -94,6 +94,8 @@ def test_keras_over_torch_ratios():
         dict(side=partau_speed.KERAS_CALL, train=None, infer=_summary([0.1])),
         dict(side=partau_speed.TORCH_EAGER, train=_summary([1.5]), infer=_summary([0.2])),
         dict(side=partau_speed.TORCH_FTZ, train=None, infer=_summary([0.1])),
+        # another function (tanh GELU): shown, never the "best Keras path"
+        dict(side=partau_speed.KERAS_TANH, train=_summary([0.1]), infer=_summary([0.01])),
     ]
     r = partau_speed.keras_over_torch(rows)
     assert r["train"] == pytest.approx(3.0) and r["infer"] == pytest.approx(2.0)  # best path

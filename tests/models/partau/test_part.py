@@ -65,6 +65,29 @@ def test_fit_step_and_keras_round_trip(tmp_path):
     assert_keras_round_trip(model, x, tmp_path, atol=1e-5)
 
 
+def test_xla_fit_step_with_dropout(monkeypatch):
+    import models.layers.dropout as dropout_module
+
+    seen = []
+    in_xla = dropout_module._in_xla_function
+    monkeypatch.setattr(
+        dropout_module, "_in_xla_function", lambda: seen.append(in_xla()) or seen[-1]
+    )
+    keras.utils.set_random_seed(4)
+    model = build_part(F, C, dropout=0.2, **TINY)
+    model.compile(
+        keras.optimizers.AdamW(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=True,
+    )
+    before = [np.asarray(w).copy() for w in model.trainable_weights]
+    hist = model.fit(_inputs(), np.array([0, 1, 2, 1]), batch_size=B, epochs=2, verbose=0)
+    assert np.all(np.isfinite(hist.history["loss"]))
+    assert seen and all(seen)  # the blocks' dropouts took the threefry (XLA) path
+    changed = [not np.allclose(a, np.asarray(w)) for a, w in zip(before, model.trainable_weights)]
+    assert all(changed)
+
+
 def test_padding_invariance():
     keras.utils.set_random_seed(1)
     model = build_part(F, C, **TINY)
