@@ -168,7 +168,7 @@ def write_predictions(path, data, predictions):
 def main(argv=None):
     args = parse_args(argv)
     from data import io, partau
-    from models.partau.fit import load_trained
+    from models.training import load_trained
 
     models = args.model or ["saved_models/partau/partau_multi.keras"]
     paths = io.expand_paths(args.input)

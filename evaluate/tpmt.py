@@ -77,7 +77,7 @@ def hypotheses(d, hypothesis):
 def load_tpmt(path):
     """Load a TPMT `.keras` file in safe mode with a clear error."""
     import models  # noqa: F401  registers the toolkit's layers
-    from models.tpmt.fit import load_trained
+    from models.training import load_trained
 
     return load_trained(path)
 

@@ -215,3 +215,16 @@ def fit(
         )
     # BackupAndRestore keeps its folder only while a run is unfinished
     return history
+
+
+def load_trained(path):
+    """A trained `.keras` file loaded in safe mode, with one clear error for a missing, foreign
+    or corrupt file (what every fit `--init-from` and every `python -m evaluate.<model>` use)."""
+    from data.errors import UserError
+
+    if not os.path.exists(path):
+        raise UserError(f"no such model file: {path}")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as err:  # keras raises assorted errors for foreign/corrupt files
+        raise UserError(f"cannot load {path} as a Keras model ({type(err).__name__})") from None

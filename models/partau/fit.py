@@ -212,19 +212,6 @@ def main_impl(args):
     return path
 
 
-def load_trained(path):
-    """A trained ParTau `.keras` file in safe mode, with a clear error for a missing or foreign
-    file (also what `python -m evaluate.partau` loads with)."""
-    import keras
-
-    if not os.path.exists(path):
-        raise UserError(f"no such model file: {path}")
-    try:
-        return keras.models.load_model(path, safe_mode=True)
-    except Exception as err:  # keras raises assorted errors for foreign/corrupt files
-        raise UserError(f"cannot load {path} as a Keras model ({type(err).__name__})") from None
-
-
 @cli
 def main(argv=None):
     import models  # noqa: F401  registers the toolkit's classes

@@ -180,7 +180,7 @@ def main_impl(args):
         }
     val = (xv, yv) if weights is None else (xv, yv, weights(yv[:, 2]))
     if args.init_from:
-        model = compile_model(load_trained(args.init_from), config)
+        model = compile_model(training.load_trained(args.init_from), config)
     else:
         stats = input_stats(scan.subset[0])
         if hypotheses is not None:
@@ -220,19 +220,6 @@ def main_impl(args):
     model.save(path)
     print(f"saved {path}")
     return path
-
-
-def load_trained(path):
-    """A trained TPMT `.keras` file in safe mode, with a clear error for a missing or foreign
-    file (also what `python -m evaluate.tpmt` loads with)."""
-    import keras
-
-    if not os.path.exists(path):
-        raise UserError(f"no such model file: {path}")
-    try:
-        return keras.models.load_model(path, safe_mode=True)
-    except Exception as err:  # keras raises assorted errors for foreign/corrupt files
-        raise UserError(f"cannot load {path} as a Keras model ({type(err).__name__})") from None
 
 
 def model_file(strategy):
