@@ -4,6 +4,8 @@ Examples:
     python -m data.generate ditau --process h125 --events 2000 --seed 1 --out h125.root
     python -m data.generate ttbar-dilepton --events 2000 --seed 1 --out ttbar_dilepton.root
     python -m data.generate fcctau --process ztautau --events 2000 --seed 1 --out ztautau.root
+    # dileptonic ttbar at 14 TeV with 200 pileup (the minimum-bias library is cached once)
+    python -m data.generate ttbar-pu --events 1000 --pileup 200 --seed 1 --out ttbar_pu.root
     # 300k events as 60 independent seeded jobs of 5000 (flat_0000.root ... and
     # flat.manifest.json listing them), two at a time, each tau pair decayed 8 times:
     python -m data.generate ditau --process flat --events 300000 --shard-size 5000 \
@@ -21,7 +23,7 @@ import sys
 from data.errors import UserError, cli
 from data.generate.batches import run_job
 
-SAMPLES = ("ditau", "ttbar-dilepton", "fcctau")
+SAMPLES = ("ditau", "ttbar-dilepton", "fcctau", "ttbar-pu")
 
 
 def parse_args(argv):
@@ -63,6 +65,27 @@ def parse_args(argv):
         action="store_true",
         help="ttbar-dilepton: also W -> tau nu (leptonic tau decays give the leptons)",
     )
+    p.add_argument(
+        "--pileup",
+        type=float,
+        default=200.0,
+        help="ttbar-pu: mean number of pileup interactions (Poisson), 0 = none (default 200)",
+    )
+    p.add_argument(
+        "--minbias-events",
+        type=int,
+        default=100_000,
+        help="ttbar-pu: size of the cached minimum-bias library (default 100000)",
+    )
+    p.add_argument(
+        "--minbias-seed",
+        type=int,
+        default=1,
+        help="ttbar-pu: seed of the minimum-bias library; use another one for test samples",
+    )
+    p.add_argument(
+        "--cache", default="cache", help="ttbar-pu: folder of the minimum-bias library (cache)"
+    )
     return p.parse_args(argv)
 
 
@@ -88,6 +111,13 @@ def _check(args):
         args.process = "h125"
     if args.sample == "ditau" and args.process not in PROCESSES:
         raise UserError(f"unknown process '{args.process}' (choose from {', '.join(PROCESSES)})")
+    if args.sample == "ttbar-pu":
+        if not 0 <= args.pileup <= 1000:
+            raise UserError(f"--pileup must be between 0 and 1000, got {args.pileup}")
+        if args.minbias_events <= 0:
+            raise UserError(f"--minbias-events must be positive, got {args.minbias_events}")
+        if args.minbias_seed < 0:
+            raise UserError(f"--minbias-seed must be non-negative, got {args.minbias_seed}")
     if args.events <= 0:
         raise UserError(f"--events must be positive, got {args.events}")
     if args.workers <= 0 or args.workers > (os.cpu_count() or 1) * 4:
@@ -118,8 +148,18 @@ def _check(args):
     return out
 
 
-def _sample(sample, process, with_taus, tau_decays=1):
+def _sample(sample, process, with_taus, tau_decays=1, pileup=None):
     """(generate(n, seed, *, worker, progress), progress label) of a sample."""
+    if sample == "ttbar-pu":
+        from data.generate import pileup as pu
+        from data.generate import ttbar_pu
+
+        opts = dict(pileup or {})
+        if opts.get("mu", 200) > 0:  # build the library once here, not in every worker
+            pu.load_library(
+                opts.get("cache", "cache"), opts["library_events"], opts["library_seed"]
+            )
+        return functools.partial(ttbar_pu.generate, **opts), f"ttbar PU{opts.get('mu', 200):g}"
     if sample == "fcctau":
         from data.generate import fcctau
 
@@ -162,14 +202,18 @@ def run(
     sample="ditau",
     with_taus=False,
     tau_decays=1,
+    pileup=None,
 ):
-    """Generate and write a sample (`process`: the di-tau process); returns the events written."""
+    """Generate and write a sample (`process`: the di-tau process); returns the events written.
+
+    `pileup`: ttbar-pu options (mu, library_events, library_seed, cache) for `ttbar_pu.generate`.
+    """
     from tqdm import tqdm
 
     from data import io
     from data.generate.ditau_output import concatenate, to_root_columns
 
-    generate, label = _sample(sample, process, with_taus, tau_decays)
+    generate, label = _sample(sample, process, with_taus, tau_decays, pileup)
     bar = tqdm(total=n_events, unit="ev", desc=label, disable=not progress, file=sys.stderr)
     if workers == 1:
         cols = generate(n_events, seed, progress=bar.update)
@@ -200,6 +244,7 @@ def run_sharded(
     sample="ditau",
     with_taus=False,
     tau_decays=1,
+    pileup=None,
 ):
     """Generate `n_events` as independent jobs of `shard_size` events, one file each.
 
@@ -211,7 +256,7 @@ def run_sharded(
     """
     from tqdm import tqdm
 
-    generate, label = _sample(sample, process, with_taus, tau_decays)
+    generate, label = _sample(sample, process, with_taus, tau_decays, pileup)
     n_shards = math.ceil(n_events / shard_size)
     sizes = [min(shard_size, n_events - k * shard_size) for k in range(n_shards)]
     paths, manifest = shard_paths(out, n_shards)
@@ -223,6 +268,8 @@ def run_sharded(
         with_taus=with_taus,
         tau_decays=tau_decays,
     )
+    if pileup:
+        settings["pileup"] = {k: v for k, v in pileup.items() if k != "cache"}
     done = _done_shards(manifest, settings, paths, sizes)
     todo = [k for k in range(n_shards) if k not in done]
     bar = tqdm(total=n_events, unit="ev", desc=label, disable=not progress, file=sys.stderr)
@@ -280,6 +327,13 @@ def main(argv=None):
     args = parse_args(argv)
     out = _check(args)
     options = dict(sample=args.sample, with_taus=args.with_taus, tau_decays=args.tau_decays)
+    if args.sample == "ttbar-pu":
+        options["pileup"] = dict(
+            mu=args.pileup,
+            library_events=args.minbias_events,
+            library_seed=args.minbias_seed,
+            cache=args.cache,
+        )
     if args.shard_size:
         manifest = run_sharded(
             args.process, args.events, args.seed, out, args.shard_size, args.workers, **options

@@ -2,11 +2,12 @@
 
 `geometric/`: Lorentz-equivariant geometric algebra (L-GATr). `pair_features`, `pair_embed`,
 `particle_embed`, `particle_attention`, `dropout`, `layer_norm`: the Particle Transformer (ParT)
-pieces.
+pieces. `latent_attention`: the Perceiver's latent cross-attention and latent self-attention.
 Importing this package registers their layers with Keras serialization.
 """
 
 from models.layers.dropout import FastDropout
+from models.layers.latent_attention import LatentCrossAttention, LatentSelfAttentionBlock
 from models.layers.pair_embed import PairEmbed
 from models.layers.pair_features import PairFeatures, pairwise_lv_features
 from models.layers.particle_attention import (
@@ -20,6 +21,8 @@ __all__ = [
     "ClassAttentionBlock",
     "ClassToken",
     "FastDropout",
+    "LatentCrossAttention",
+    "LatentSelfAttentionBlock",
     "PairBiasAttention",
     "PairEmbed",
     "PairFeatures",

@@ -1,0 +1,228 @@
+"""`python -m models.metperceiver.fit`: train the MET Perceiver (or the DeepMET baseline) at PU200.
+
+With no `--data`: generate (or reuse) a default dileptonic ttbar PU200 sample in `--cache`.
+Events are streamed from the ROOT files in chunks (data/stream.py, ~250 kB per event at ~10k
+candidates), 10% of every chunk is held out for validation, and events are weighted to a flat
+generated-MET spectrum unless `--weighting none`.
+
+Examples:
+    python -m models.metperceiver.fit                              # Perceiver, cpu preset
+    python -m models.metperceiver.fit --variant deepmet
+    python -m models.metperceiver.fit --data 'cache/ttbarpu/train.manifest.json' --max-minutes 90
+"""
+
+import argparse
+import functools
+import os
+import sys
+
+from data.errors import UserError, cli
+from data.generate.__main__ import cached
+
+DEFAULT_EVENTS = 2000
+VAL_FRACTION = 0.1
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="python -m models.metperceiver.fit", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--variant", default="perceiver", choices=("perceiver", "deepmet"))
+    p.add_argument("--preset", default="cpu", help="cpu (default, small), seed or tiny")
+    p.add_argument("--data", nargs="+", default=None, help="ROOT files, globs or *.manifest.json")
+    p.add_argument("--events", type=int, default=None, help="events of the default sample")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--loss", default=None, choices=("mse", "mae"), help="default mse")
+    p.add_argument(
+        "--weighting",
+        default=None,
+        choices=("flat", "none"),
+        help="flat (default): weight events to a flat generated-MET spectrum; none",
+    )
+    p.add_argument("--max-cands", type=int, default=None, help="candidates per event (12288)")
+    p.add_argument(
+        "--chunk-events",
+        type=int,
+        default=2000,
+        help="events per streamed chunk (a generated shard's basket: reading part of a basket "
+        "decompresses all of it)",
+    )
+    p.add_argument(
+        "--max-val-events", type=int, default=2000, help="validation events kept in memory"
+    )
+    p.add_argument("--no-jit", action="store_true", help="train without XLA (jit_compile)")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", default="saved_models/metperceiver", help="output folder")
+    p.add_argument("--cache", default="cache/ttbarpu_default", help="default-sample folder")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
+    return p.parse_args(argv)
+
+
+def model_file(variant):
+    return "metperceiver.keras" if variant == "perceiver" else "deepmet.keras"
+
+
+def load_chunk(chunk, *, features, max_cands):
+    """Arrays of one chunk (data.metperceiver.load over its entry range)."""
+    from data.metperceiver import load
+
+    return load(
+        chunk.path, features=features, max_cands=max_cands, entries=(chunk.start, chunk.stop)
+    )
+
+
+def to_xyw(data, variant, weights=None):
+    """(inputs, targets, sample weights) of loaded arrays for the variant."""
+    import numpy as np
+
+    from data.metperceiver import met_of, target_v
+
+    x = {"cands": data["cands"], "mask": data["mask"]}
+    if variant == "perceiver":
+        y = {
+            "v": target_v(data["met_gen"], met_of(data["cands"], data["mask"])),
+            "met": data["met_gen"],
+        }
+    else:
+        y = {"met": data["met_gen"]}
+    gen = np.linalg.norm(data["met_gen"], axis=1)
+    w = weights(gen) if weights is not None else np.ones(len(gen), np.float32)
+    return x, y, w
+
+
+def compile_model(model, config, jit_compile="auto"):
+    import keras
+
+    from models.metperceiver.losses import VectorLoss
+
+    if config.variant == "perceiver":
+        loss = {"v": VectorLoss(config.loss, 1.0), "met": None}
+    else:
+        loss = {"met": VectorLoss(config.loss, 50.0)}
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clip_norm),
+        loss=loss,
+        weighted_metrics={"met": [keras.metrics.MeanAbsoluteError(name="mae_gev")]},
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def main_impl(args):
+    import keras
+    import numpy as np
+
+    from data import io, stream
+    from models import training
+    from models.metperceiver.config import get_config
+    from models.metperceiver.model import build_model, features_of
+
+    try:
+        config = get_config(
+            args.preset,
+            variant=args.variant,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            loss=args.loss,
+            weighting=args.weighting,
+            max_cands=args.max_cands,
+        )
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if args.events is not None and args.events < 20:
+        raise UserError(f"--events must be at least 20, got {args.events}")
+    if args.chunk_events <= 0 or args.max_val_events <= 0:
+        raise UserError("--chunk-events and --max-val-events must be positive")
+    if args.data:
+        files = io.expand_paths(args.data)
+    else:
+        pileup = dict(mu=200.0, library_events=100_000, library_seed=1, cache="cache")
+        n = args.events or DEFAULT_EVENTS
+        files = [cached("ttbar_pu", n, args.seed, args.cache, sample="ttbar-pu", pileup=pileup)]
+    chunks = stream.make_chunks(files, args.chunk_events)
+    loader = functools.partial(load_chunk, features=features_of(config), max_cands=config.max_cands)
+    training.set_seed(args.seed)
+    scan = stream.scan(
+        chunks,
+        loader,
+        seed=args.seed,
+        val_fraction=VAL_FRACTION,
+        max_val_events=args.max_val_events,
+        subset_events=1,  # no input statistics needed; keeps memory at one chunk
+        summary=lambda d: np.linalg.norm(d["met_gen"], axis=1),
+        progress=not args.quiet,
+    )
+    if scan.validation is None or sum(scan.counts) < 10:
+        raise UserError(f"only {sum(scan.counts)} training events in the files")
+    weights = None
+    if config.weighting == "flat":
+        lo, hi, step = config.weight_edges
+        weights = training.FlatWeights(
+            scan.summary, np.arange(lo, hi + step, step), config.weight_cap
+        )
+    dropped = int((scan.validation["n_dropped"] > 0).sum())
+    if dropped:
+        print(
+            f"note: {dropped} validation events have more than {config.max_cands} candidates; "
+            "their softest are dropped",
+            file=sys.stderr,
+        )
+    val = to_xyw(scan.validation, config.variant, weights)
+    train = stream.ChunkStream(
+        chunks,
+        scan.counts,
+        loader,
+        config.batch_size,
+        seed=args.seed,
+        val_fraction=VAL_FRACTION,
+        buffer_chunks=max(1, 2000 // args.chunk_events),  # ~2000 events (0.5 GB) a buffer
+        transform=lambda d, rng: to_xyw(d, config.variant, weights),
+    )
+    model = build_model(config)
+    jit = keras.backend.backend() == "tensorflow" and not args.no_jit
+    compile_model(model, config, jit_compile=True if jit else "auto")
+    n_train = int(sum(scan.counts))
+    print(
+        f"MET {config.variant} preset {args.preset}: {model.count_params()} parameters; "
+        f"{n_train} training events streamed from {len(files)} files, {len(val[2])} validation",
+        file=sys.stderr,
+    )
+    stem = model_file(config.variant)[: -len(".keras")]
+    run_dir = os.path.join(args.out, stem)
+    run_config = {
+        "args": vars(args),
+        "config": config.to_dict(),
+        "files": files,
+        "training_events": n_train,
+        "validation_events": len(val[2]),
+    }
+    training.fit(
+        model,
+        train,
+        val,
+        config,
+        model_name=f"metperceiver_{stem}",
+        out_dir=run_dir,
+        run_config=run_config,
+        verbose=0 if args.quiet else 2,
+        max_minutes=args.max_minutes,
+    )
+    path = os.path.join(args.out, model_file(config.variant))
+    model.save(path)
+    print(f"saved {path}")
+    return path
+
+
+@cli
+def main(argv=None):
+    import models  # noqa: F401  registers the toolkit's classes
+
+    main_impl(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
