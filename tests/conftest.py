@@ -4,3 +4,20 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pu_file(tmp_path_factory):
+    """A tiny dileptonic ttbar + pileup ROOT file (24 events, mu = 10, 30-event library)."""
+    from data import io
+    from data.generate import ttbar_pu
+    from data.generate.ditau_output import to_root_columns
+
+    cache = str(tmp_path_factory.getbasetemp() / "minbias-cache")
+    cols = ttbar_pu.generate(24, 7, mu=10, library_events=30, library_seed=5, cache=cache)
+    path = str(tmp_path_factory.mktemp("pu") / "ttbar_pu.root")
+    io.write_events(path, to_root_columns(cols))
+    return path

@@ -139,23 +139,26 @@ def reconstruct(p, rng):
     return out
 
 
-def primary_vertex(vz, pt, charged, event, n_events, sigma_z=None):
+def primary_vertex(
+    vz, pt, charged, event, n_events, sigma_z=None, *, bin_width=PV_BIN, window=PV_WINDOW, power=2
+):
     """Reconstructed primary-vertex z per event (cm): the sum-pT^2 peak of the track z0.
 
     Tracks are histogrammed in `PV_BIN` bins over |z| < 25 cm; the bin with the largest sum of
-    pT^2 (pT capped at 50 GeV) in a +-`PV_WINDOW`-bin window wins, and the vertex is the mean
+    pT^power (pT capped at 50 GeV; power 2 offline, 1 for the L1 histogram vertex) in a
+    +-`window`-bin window wins, and the vertex is the mean
     z0 of the tracks in that window weighted with pT^2 / sigma_z^2 (`sigma_z` in cm; without
     it pT^2), so that precise tracks dominate. Events without tracks get z = 0.
     """
-    n_bins = int(round(50.0 / PV_BIN))
-    w = np.where(charged, np.minimum(pt, 50.0) ** 2, 0.0)
-    b = np.clip(((vz + 25.0) / PV_BIN).astype(np.int64), 0, n_bins - 1)
+    n_bins = int(round(50.0 / bin_width))
+    w = np.where(charged, np.minimum(pt, 50.0) ** power, 0.0)
+    b = np.clip(((vz + 25.0) / bin_width).astype(np.int64), 0, n_bins - 1)
     hist = np.zeros((n_events, n_bins))
     np.add.at(hist, (event, b), w)
-    cs = np.cumsum(np.pad(hist, ((0, 0), (PV_WINDOW + 1, PV_WINDOW))), axis=1)
-    win = cs[:, 2 * PV_WINDOW + 1 :] - cs[:, : -(2 * PV_WINDOW + 1)]
+    cs = np.cumsum(np.pad(hist, ((0, 0), (window + 1, window))), axis=1)
+    win = cs[:, 2 * window + 1 :] - cs[:, : -(2 * window + 1)]
     best = np.argmax(win, axis=1)
-    near = charged & (np.abs(b - best[event]) <= PV_WINDOW)
+    near = charged & (np.abs(b - best[event]) <= window)
     if sigma_z is not None:
         w = w / np.maximum(np.asarray(sigma_z), 1e-4) ** 2
     sw = np.bincount(event, weights=np.where(near, w, 0.0), minlength=n_events)

@@ -6,6 +6,7 @@ Examples:
     python -m data.generate fcctau --process ztautau --events 2000 --seed 1 --out ztautau.root
     # dileptonic ttbar at 14 TeV with 200 pileup (the minimum-bias library is cached once)
     python -m data.generate ttbar-pu --events 1000 --pileup 200 --seed 1 --out ttbar_pu.root
+    python -m data.generate scouttau --process lowmass --events 1000 --seed 1 --out lowmass.root
     # 300k events as 60 independent seeded jobs of 5000 (flat_0000.root ... and
     # flat.manifest.json listing them), two at a time, each tau pair decayed 8 times:
     python -m data.generate ditau --process flat --events 300000 --shard-size 5000 \
@@ -23,7 +24,7 @@ import sys
 from data.errors import UserError, cli
 from data.generate.batches import run_job
 
-SAMPLES = ("ditau", "ttbar-dilepton", "fcctau", "ttbar-pu")
+SAMPLES = ("ditau", "ttbar-dilepton", "fcctau", "ttbar-pu", "scouttau")
 
 
 def parse_args(argv):
@@ -33,7 +34,7 @@ def parse_args(argv):
         "--process",
         default=None,
         help="ditau: flat, h125, dy, ttbar or bsm350 (default h125); fcctau: ztautau or zqq "
-        "(default ztautau)",
+        "(default ztautau); scouttau: lowmass or minbias (zero bias; default lowmass)",
     )
     p.add_argument("--events", type=int, default=2000, help="selected events to write")
     p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same file)")
@@ -69,22 +70,24 @@ def parse_args(argv):
         "--pileup",
         type=float,
         default=200.0,
-        help="ttbar-pu: mean number of pileup interactions (Poisson), 0 = none (default 200)",
+        help="ttbar-pu, scouttau: mean pileup interactions (Poisson), 0 = none (default 200)",
     )
     p.add_argument(
         "--minbias-events",
         type=int,
         default=100_000,
-        help="ttbar-pu: size of the cached minimum-bias library (default 100000)",
+        help="ttbar-pu, scouttau: size of the cached minimum-bias library (default 100000)",
     )
     p.add_argument(
         "--minbias-seed",
         type=int,
         default=1,
-        help="ttbar-pu: seed of the minimum-bias library; use another one for test samples",
+        help="ttbar-pu, scouttau: seed of the minimum-bias library (another one for test samples)",
     )
     p.add_argument(
-        "--cache", default="cache", help="ttbar-pu: folder of the minimum-bias library (cache)"
+        "--cache",
+        default="cache",
+        help="ttbar-pu, scouttau: folder of the minimum-bias library (cache)",
     )
     return p.parse_args(argv)
 
@@ -93,6 +96,15 @@ def _check(args):
     from data.generate.ditau import PROCESSES
     from data.generate.fcctau import PROCESSES as FCC_PROCESSES
 
+    if args.sample == "scouttau":
+        from data.generate.scouttau import PROCESSES as SCOUT_PROCESSES
+
+        args.process = args.process or "lowmass"
+        if args.process not in SCOUT_PROCESSES:
+            raise UserError(
+                f"unknown scouttau process '{args.process}' "
+                f"(choose from {', '.join(SCOUT_PROCESSES)})"
+            )
     if args.sample == "fcctau":
         args.process = args.process or "ztautau"
         if args.process not in FCC_PROCESSES:
@@ -101,6 +113,8 @@ def _check(args):
             )
         if args.with_taus:
             raise UserError("--with-taus applies to ttbar-dilepton only")
+    elif args.sample == "scouttau":
+        pass
     elif args.sample != "ditau":
         if args.process is not None:
             raise UserError(f"--process applies to ditau only, not to {args.sample}")
@@ -111,7 +125,7 @@ def _check(args):
         args.process = "h125"
     if args.sample == "ditau" and args.process not in PROCESSES:
         raise UserError(f"unknown process '{args.process}' (choose from {', '.join(PROCESSES)})")
-    if args.sample == "ttbar-pu":
+    if args.sample in ("ttbar-pu", "scouttau"):
         if not 0 <= args.pileup <= 1000:
             raise UserError(f"--pileup must be between 0 and 1000, got {args.pileup}")
         if args.minbias_events <= 0:
@@ -150,16 +164,19 @@ def _check(args):
 
 def _sample(sample, process, with_taus, tau_decays=1, pileup=None):
     """(generate(n, seed, *, worker, progress), progress label) of a sample."""
-    if sample == "ttbar-pu":
+    if sample in ("ttbar-pu", "scouttau"):
         from data.generate import pileup as pu
-        from data.generate import ttbar_pu
+        from data.generate import scouttau, ttbar_pu
 
         opts = dict(pileup or {})
         if opts.get("mu", 200) > 0:  # build the library once here, not in every worker
             pu.load_library(
                 opts.get("cache", "cache"), opts["library_events"], opts["library_seed"]
             )
-        return functools.partial(ttbar_pu.generate, **opts), f"ttbar PU{opts.get('mu', 200):g}"
+        label = f"PU{opts.get('mu', 200):g}"
+        if sample == "scouttau":
+            return functools.partial(scouttau.generate, process, **opts), f"{process} {label}"
+        return functools.partial(ttbar_pu.generate, **opts), f"ttbar {label}"
     if sample == "fcctau":
         from data.generate import fcctau
 
@@ -327,7 +344,7 @@ def main(argv=None):
     args = parse_args(argv)
     out = _check(args)
     options = dict(sample=args.sample, with_taus=args.with_taus, tau_decays=args.tau_decays)
-    if args.sample == "ttbar-pu":
+    if args.sample in ("ttbar-pu", "scouttau"):
         options["pileup"] = dict(
             mu=args.pileup,
             library_events=args.minbias_events,
