@@ -184,3 +184,29 @@ def overlay(hard, hard_counts, library, mu, rng):
     out = {k: np.concatenate([np.asarray(hv[k]), np.asarray(pu[k])])[order] for k in pu}
     counts = np.bincount(event, minlength=n_ev)
     return out, counts, n_pu
+
+
+def hard_event(rec, charges, rng):
+    """The visible final state of a Pythia batch as `overlay`'s hard input, at beam-spot vertices.
+
+    Args:
+        rec: `FlatRecord` of the hard events; charges: a `ChargeTable`; rng: numpy Generator.
+    Returns:
+        (hard, hard_counts, vis, gen_pv): the `overlay` dict (z0 from `beamline_z0` shifted to
+        the event's vertex), particles per event, the record indices of the visible particles,
+        and the generated vertex z per event (cm).
+    """
+    n = rec.n_events
+    vis = np.nonzero(rec.is_final & ~np.isin(np.abs(rec.id), NEUTRINOS))[0]
+    gen_pv = vertex_z(rng, n)
+    hard = dict(
+        px=rec.p4[vis, 0],
+        py=rec.p4[vis, 1],
+        pz=rec.p4[vis, 2],
+        e=rec.p4[vis, 3],
+        vz=gen_pv[rec.event[vis]] + beamline_z0(rec.vertex[vis], rec.p4[vis]) * 0.1,  # cm
+        pdg=rec.id[vis],
+        charge=charges(rec.id[vis]).astype(np.int8),
+        vertex_z=gen_pv[rec.event[vis]],
+    )
+    return hard, np.bincount(rec.event[vis], minlength=n), vis, gen_pv

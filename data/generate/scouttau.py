@@ -27,7 +27,6 @@ from data.generate.pythia import (
     NEUTRINOS,
     ChargeTable,
     ancestor_owner,
-    beamline_z0,
     bottom_copy,
     daughters,
     flatten_batch,
@@ -88,19 +87,7 @@ def process_batch(rec, charges, library, mu, rng, timing=None):
     else:
         n = rec.n_events
         owner, truth = _taus(rec, charges)
-        vis = np.nonzero(rec.is_final & ~np.isin(np.abs(rec.id), NEUTRINOS))[0]
-        gen_pv = pileup.vertex_z(rng, n)
-        hard = dict(
-            px=rec.p4[vis, 0],
-            py=rec.p4[vis, 1],
-            pz=rec.p4[vis, 2],
-            e=rec.p4[vis, 3],
-            vz=gen_pv[rec.event[vis]] + beamline_z0(rec.vertex[vis], rec.p4[vis]) * 0.1,
-            pdg=rec.id[vis],
-            charge=charges(rec.id[vis]).astype(np.int8),
-            vertex_z=gen_pv[rec.event[vis]],
-        )
-        hard_counts = np.bincount(rec.event[vis], minlength=n)
+        hard, hard_counts, vis, gen_pv = pileup.hard_event(rec, charges, rng)
         hard_label = owner[vis]
     parts, counts, n_pu = pileup.overlay(hard, hard_counts, library, mu, rng)
     parts["event"] = np.repeat(np.arange(n), counts)

@@ -23,7 +23,6 @@ from data.generate.ditau_output import collection, concatenate
 from data.generate.pythia import (
     NEUTRINOS,
     ChargeTable,
-    beamline_z0,
     flatten_batch,
     make_pythia,
 )
@@ -60,19 +59,7 @@ def process_batch(rec, charges, library, mu, rng, timing=None):
     nu = final & np.isin(np.abs(rec.id), NEUTRINOS)
     gen_mx = np.bincount(rec.event[nu], weights=rec.p4[nu, 0], minlength=n)
     gen_my = np.bincount(rec.event[nu], weights=rec.p4[nu, 1], minlength=n)
-    vis = np.nonzero(final & ~nu)[0]
-    gen_pv = pileup.vertex_z(rng, n)
-    hard = dict(
-        px=rec.p4[vis, 0],
-        py=rec.p4[vis, 1],
-        pz=rec.p4[vis, 2],
-        e=rec.p4[vis, 3],
-        vz=gen_pv[rec.event[vis]] + beamline_z0(rec.vertex[vis], rec.p4[vis]) * 0.1,  # cm
-        pdg=rec.id[vis],
-        charge=charges(rec.id[vis]).astype(np.int8),
-        vertex_z=gen_pv[rec.event[vis]],
-    )
-    hard_counts = np.bincount(rec.event[vis], minlength=n)
+    hard, hard_counts, _, gen_pv = pileup.hard_event(rec, charges, rng)
     parts, counts, n_pu = pileup.overlay(hard, hard_counts, library, mu, rng)
     parts["event"] = np.repeat(np.arange(n), counts)
     t1 = time.perf_counter()
