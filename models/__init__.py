@@ -9,4 +9,4 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from models import lgatr, metperceiver, partau, tpmt  # noqa: E402, F401
+from models import lgatr, metperceiver, partau, scouttau, tpmt  # noqa: E402, F401
