@@ -123,27 +123,22 @@ def test_vector_loss_by_hand():
         VectorLoss("huber")
 
 
-def _run(*args):
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
-
-
 def test_fit_and_evaluate_cli(pu_file, tmp_path):
+    """Both fits and the evaluation through their CLI entry points (in-process: fast)."""
+    from evaluate.metperceiver import main as evaluate_main
+    from models.metperceiver.fit import main as fit_main
+
     out = tmp_path / "models"
     for variant in ("perceiver", "deepmet"):
-        r = _run(
-            "-m", "models.metperceiver.fit", "--variant", variant, "--preset", "tiny",
-            "--data", pu_file, "--chunk-events", "12", "--epochs", "1", "--no-jit",
-            "--quiet", "--out", str(out),
+        fit_main(
+            ["--variant", variant, "--preset", "tiny", "--data", pu_file, "--chunk-events", "12",
+             "--epochs", "1", "--no-jit", "--quiet", "--out", str(out)]
         )  # fmt: skip
-        assert r.returncode == 0, r.stderr[-2000:]
     ev = tmp_path / "eval"
-    r = _run(
-        "-m", "evaluate.metperceiver", "--model", str(out / "metperceiver.keras"),
-        "--deepmet", str(out / "deepmet.keras"), "--input", pu_file, "--out", str(ev), "--quiet",
+    evaluate_main(
+        ["--model", str(out / "metperceiver.keras"), "--deepmet", str(out / "deepmet.keras"),
+         "--input", pu_file, "--out", str(ev), "--quiet"]
     )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-2000:]
     metrics = json.loads((ev / "metrics.json").read_text())
     for method in ("perceiver", "puppi", "pf", "deepmet"):
         for key in ("bias_x", "res_x", "res_para", "res_perp"):
@@ -153,16 +148,30 @@ def test_fit_and_evaluate_cli(pu_file, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args, words",
+    "module, args, words",
     [
-        (["-m", "models.metperceiver.fit", "--preset", "huge"], "unknown preset"),
-        (["-m", "models.metperceiver.fit", "--data", "/nonexistent.root"], "/nonexistent.root"),
-        (["-m", "models.metperceiver.fit", "--max-cands", "0"], "max_cands"),
-        (["-m", "evaluate.metperceiver", "--model", "/no.keras", "--input", "x"], "no such"),
+        ("fit", ["--preset", "huge"], "unknown preset"),
+        ("fit", ["--data", "/nonexistent.root"], "/nonexistent.root"),
+        ("fit", ["--max-cands", "0"], "max_cands"),
+        ("evaluate", ["--model", "/no.keras", "--input", "x"], "no such"),
     ],
 )
-def test_cli_bad_input(args, words):
-    r = _run(*args)
-    assert r.returncode == 2, r.stderr[-1000:]
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], r.stderr
+def test_cli_bad_input(module, args, words, capsys):
+    from evaluate.metperceiver import main as evaluate_main
+    from models.metperceiver.fit import main as fit_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        (fit_main if module == "fit" else evaluate_main)(args)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], lines
+
+
+def test_cli_help_and_error_in_a_fresh_process():
+    r = subprocess.run(
+        [sys.executable, "-m", "models.metperceiver.fit", "--preset", "huge"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: unknown preset 'huge' (choose from seed, cpu, tiny)"
+    ]
