@@ -123,6 +123,7 @@ def main(argv=None):
 
     metrics = evaluate(preds, gen, npu)
     metrics["inputs"] = paths
+    metrics["input_args"] = args.input
     metrics["models"] = {
         "perceiver": args.model,
         **({"deepmet": deepmet} if "deepmet" in models else {}),

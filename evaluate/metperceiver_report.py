@@ -68,7 +68,8 @@ def render(metrics, folder, notes=""):
     command = (
         f"python -m evaluate.metperceiver --model {metrics['models']['perceiver']}"
         + (f" --deepmet {deepmet}" if deepmet else "")
-        + f" --input {metrics['inputs'][0]} --out saved_models/metperceiver"
+        + f" --input {' '.join(metrics.get('input_args', metrics['inputs']))}"
+        + " --out saved_models/metperceiver"
     )
     lines += ["Command:", "", "```", command, "```", ""]
     lines += ["### Resolution of MET x versus generated MET (GeV)", ""]
@@ -134,8 +135,8 @@ def render(metrics, folder, notes=""):
         one = g["one_core"]
         shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in one["shares"].items())
         lines += [
-            "## Generation speed (`python -m evaluate.bench.pileup_generation --events 200 "
-            "--workers 2 --json saved_models/metperceiver/generation_speed.json`)",
+            "## Generation speed (`python -m evaluate.bench.pileup_generation --events "
+            f"{one['events']} --workers 2 --json saved_models/metperceiver/generation_speed.json`)",
             "",
             f"One core: {one['events_per_s_one_core']:.1f} PU{one['mu']:g} events/s "
             f"({one['candidates_per_event']:.0f} candidates per event); time shares: {shares}.",
