@@ -16,31 +16,10 @@ can replace `keras.layers.Dropout` inside a layer without changing the saved-wei
 
 import keras
 
-
-def _in_xla_function():
-    """True while tracing a `tf.function(jit_compile=True)` (e.g. a jit-compiled Keras step).
-
-    TF's threefry kernels exist only in XLA; TF has no public test for the XLA context, so
-    this uses its internal one and answers False if that is gone.
-    """
-    try:
-        import tensorflow as tf
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:  # pragma: no cover
-        return False
-    try:
-        return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
-    except Exception:  # pragma: no cover - internal API changed
-        return False
-
-
-def _tf_threefry_dropout(x, rate, seed):
-    import tensorflow as tf
-
-    # the SeedGenerator state is int64 on TF; XLA wants int32 seeds (as keras' _cast_seed)
-    if seed.dtype != tf.int32:
-        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
-    return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed, rng_alg="threefry")
+# The TensorFlow-only pieces (an XLA-context test and threefry stateless dropout) live outside
+# the layers package, in models/tf_random.py; the layer itself stays backend-neutral otherwise.
+from models.tf_random import in_xla_function as _in_xla_function  # noqa: E402
+from models.tf_random import threefry_dropout as _tf_threefry_dropout  # noqa: E402
 
 
 @keras.saving.register_keras_serializable(package="hepformers")
