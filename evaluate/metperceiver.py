@@ -51,16 +51,30 @@ def _model_spec(model):
     return int(shape[1]), int(shape[2])
 
 
-def predict_chunk(model, path, entries, batch_size):
+def predict_chunk(models, path, entries, batch_size):
+    """MET (n, 2) of every model on one chunk; the candidates are read once per `max_cands`
+    (every model's features are a prefix of `DEEPMET_FEATURES`)."""
     from data import metperceiver as dm
 
-    max_cands, n_feat = _model_spec(model)
-    features = dm.DEEPMET_FEATURES[:n_feat]
-    d = dm.load(path, features=features, max_cands=max_cands, entries=entries, with_truth=False)
-    out = model.predict({"cands": d["cands"], "mask": d["mask"]}, batch_size=batch_size, verbose=0)
-    if "met" not in out:
-        raise UserError(f"{model.name} has no 'met' output")
-    return np.asarray(out["met"], np.float64)
+    specs = {name: _model_spec(m) for name, m in models.items()}
+    out = {}
+    for max_cands in sorted({c for c, _ in specs.values()}):
+        names = [n for n, (c, _) in specs.items() if c == max_cands]
+        n_feat = max(specs[n][1] for n in names)
+        d = dm.load(
+            path,
+            features=dm.DEEPMET_FEATURES[:n_feat],
+            max_cands=max_cands,
+            entries=entries,
+            with_truth=False,
+        )
+        for name in names:
+            x = {"cands": d["cands"][..., : specs[name][1]], "mask": d["mask"]}
+            pred = models[name].predict(x, batch_size=batch_size, verbose=0)
+            if "met" not in pred:
+                raise UserError(f"{models[name].name} has no 'met' output")
+            out[name] = np.asarray(pred["met"], np.float64)
+    return out
 
 
 def baseline_chunk(path, entries):
@@ -93,8 +107,8 @@ def run(models, paths, chunk_events, batch_size, progress=True):
         gen, pf, pu, npu = baseline_chunk(c.path, (c.start, c.stop))
         gens.append(gen), npus.append(npu)
         parts["pf"].append(pf), parts["puppi"].append(pu)
-        for name, model in models.items():
-            parts[name].append(predict_chunk(model, c.path, (c.start, c.stop), batch_size))
+        for name, met in predict_chunk(models, c.path, (c.start, c.stop), batch_size).items():
+            parts[name].append(met)
     preds = {k: np.concatenate(v) for k, v in parts.items()}
     return preds, np.concatenate(gens), np.concatenate(npus)
 

@@ -13,17 +13,17 @@ puppiWeight, and the truth flag fromPU).
 """
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from data.detector import phase2
-from data.generate import pileup
+from data.generate import batches, pileup
 from data.generate.batches import subseed
-from data.generate.ditau_output import collection, concatenate
+from data.generate.ditau_output import collection
 from data.generate.pythia import (
     NEUTRINOS,
     ChargeTable,
-    flatten_batch,
     make_pythia,
 )
 from data.generate.ttbar_dilepton import PRODUCTION, W_LEPTONS_WITH_TAUS
@@ -37,12 +37,14 @@ SETTINGS = (
 )
 
 
-class Timing:
-    """Wall time per stage: Pythia (hard scatter), overlay, particle flow + vertexing, PUPPI."""
+@dataclass
+class Timing(batches.Timing):
+    """`batches.Timing` (Pythia vs the rest) with the rest split: pileup overlay, particle flow
+    + vertexing, PUPPI."""
 
-    def __init__(self):
-        self.pythia = self.overlay = self.reco = self.puppi = 0.0
-        self.events = 0
+    overlay: float = 0.0
+    reco: float = 0.0
+    puppi: float = 0.0
 
 
 def _met(px, py, event, n):
@@ -106,7 +108,6 @@ def process_batch(rec, charges, library, mu, rng, timing=None):
         timing.overlay += t1 - t0
         timing.reco += t2 - t1 + time.perf_counter() - t3
         timing.puppi += t3 - t2
-        timing.events += n
     return cols
 
 
@@ -140,24 +141,20 @@ def generate(
     """
     library = pileup.load_library(cache, library_events, library_seed) if mu > 0 else None
     rng = np.random.default_rng([seed, worker, SAMPLE_CODE])
-    t0 = time.perf_counter()
-    py = make_pythia(SETTINGS, subseed(seed, worker, 0), ecm=pileup.ECM)
-    charges = ChargeTable(py)
-    if timing is not None:
-        timing.pythia += time.perf_counter() - t0
-    chunks, done, point = [], 0, 0
-    while done < n_events:
-        k = min(batch_size, n_events - done)
-        t0 = time.perf_counter()
-        rec = flatten_batch(py.nextBatch(k, "skip"))
-        if timing is not None:
-            timing.pythia += time.perf_counter() - t0
-        cols = process_batch(rec, charges, library, mu, rng, timing)
-        # unique event numbers across workers (shards) and batches
-        cols["event"] = cols["event"] + (worker << 40) + (point << 20)
-        chunks.append(cols)
-        done += rec.n_events
-        point += 1
-        if progress:
-            progress(rec.n_events)
-    return concatenate(chunks)
+    instance = {"left": n_events}
+
+    def next_batch(point):
+        if "py" not in instance:  # inside the timed call: Pythia's init counts as Pythia time
+            instance["py"] = make_pythia(SETTINGS, subseed(seed, worker, 0), ecm=pileup.ECM)
+            instance["charges"] = ChargeTable(instance["py"])
+        # every generated event is kept: ask for no more than are still missing
+        batch = instance["py"].nextBatch(min(batch_size, instance["left"]), "skip")
+        instance["left"] -= len(batch)
+        return batch
+
+    def reco(rec):
+        return process_batch(rec, instance["charges"], library, mu, rng, timing)
+
+    return batches.collect(
+        next_batch, reco, n_events, worker=worker, timing=timing, progress=progress
+    )
