@@ -269,7 +269,8 @@ def load(
         **cluster_params: dc, rhoc, outlier_factor (CLUE), radius (anti-kT), min_pt.
     Returns:
         dict with constituents (n_cand, P, len(FEATURES)) float32, mask (n_cand, P) bool,
-        cands {pt, eta, phi, n_constituents, event (entry index), event_number}, n_events and,
+        cands {pt, eta, phi, n_constituents, event (entry index), event_number, vz (z0 of the
+        leading charged constituent, else PV_z; cm)}, n_events and,
         with truth, is_tau, tau_charge (+-1, 0 unmatched), tau_vis_pt (0 unmatched),
         decay_mode (-1 unmatched), constituent_pu (n_cand, P) bool and gen_taus
         {pt, eta, phi, charge, decay_mode, event, matched}.
@@ -288,6 +289,7 @@ def load(
     pv = np.asarray(arrays["PV_z"], np.float64)
     out = _constituents(puppi, cands, pv, max_constituents)
     out["cands"] = {k: cands[k] for k in ("pt", "eta", "phi", "n_constituents", "event")}
+    out["cands"]["vz"] = out.pop("vz")
     out["cands"]["event_number"] = np.asarray(arrays["event"], np.int64)[cands["event"]]
     out["n_events"] = puppi["n_events"]
     if with_truth:
@@ -322,7 +324,15 @@ def _constituents(puppi, cands, pv, max_constituents):
     feats[row, col] = np.stack(columns, 1)
     mask = np.zeros((n, max_constituents), bool)
     mask[row, col] = True
-    out = {"constituents": feats, "mask": mask}
+    # candidate vertex: z0 of the leading charged constituent (all of them, not only the 16
+    # kept), the event's PV where there is none
+    vz = pv[np.asarray(cands["event"], np.int64)].astype(np.float64)
+    ch = np.flatnonzero(member >= 0)
+    ch = ch[puppi["charge"][ch] != 0]
+    ch = ch[np.lexsort((-puppi["pt"][ch], member[ch]))]
+    first = ch[np.flatnonzero(np.diff(member[ch], prepend=-1))]
+    vz[member[first]] = puppi["z0"][first]
+    out = {"constituents": feats, "mask": mask, "vz": vz}
     if "from_pu" in puppi:
         out["constituent_pu"] = np.zeros((n, max_constituents), bool)
         out["constituent_pu"][row, col] = puppi["from_pu"][sel]

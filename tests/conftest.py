@@ -21,3 +21,33 @@ def pu_file(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("pu") / "ttbar_pu.root")
     io.write_events(path, to_root_columns(cols))
     return path
+
+
+@pytest.fixture(scope="session")
+def scouttau_file(tmp_path_factory):
+    """A tiny generated lowmass ScoutTau file (8 events, mu = 20, 30-event library)."""
+    from data import io
+    from data.generate import scouttau
+    from data.generate.ditau_output import to_root_columns
+
+    cache = str(tmp_path_factory.getbasetemp() / "minbias-cache")
+    cols = scouttau.generate("lowmass", 8, 3, mu=20, library_events=30, library_seed=5, cache=cache)
+    path = str(tmp_path_factory.mktemp("scouttau") / "lowmass.root")
+    io.write_events(path, to_root_columns(cols))
+    return path
+
+
+@pytest.fixture(scope="session")
+def zerobias_file(tmp_path_factory):
+    """A tiny generated zero-bias ScoutTau file (12 events, mu = 20, 30-event library)."""
+    from data import io
+    from data.generate import scouttau
+    from data.generate.ditau_output import to_root_columns
+
+    cache = str(tmp_path_factory.getbasetemp() / "minbias-cache")
+    cols = scouttau.generate(
+        "minbias", 12, 4, mu=20, library_events=30, library_seed=5, cache=cache
+    )
+    path = str(tmp_path_factory.mktemp("zerobias") / "zerobias.root")
+    io.write_events(path, to_root_columns(cols))
+    return path

@@ -192,19 +192,6 @@ def test_bad_inputs(tmp_path):
         st.load(str(tmp_path / "nopv.root"))
 
 
-@pytest.fixture(scope="session")
-def scouttau_file(tmp_path_factory):
-    """A tiny generated lowmass ScoutTau file (8 events, mu = 20, 30-event library)."""
-    from data.generate import scouttau
-    from data.generate.ditau_output import to_root_columns
-
-    cache = str(tmp_path_factory.getbasetemp() / "minbias-cache")
-    cols = scouttau.generate("lowmass", 8, 3, mu=20, library_events=30, library_seed=5, cache=cache)
-    path = str(tmp_path_factory.mktemp("scouttau") / "lowmass.root")
-    io.write_events(path, to_root_columns(cols))
-    return path
-
-
 @pytest.mark.parametrize("clustering", ["clue", "antikt"])
 def test_generated_file_shapes(scouttau_file, clustering):
     d = st.load(scouttau_file, clustering=clustering)

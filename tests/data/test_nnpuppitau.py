@@ -6,9 +6,10 @@ import awkward as ak
 import numpy as np
 import pytest
 
+from data import nnpuppitau as nt
 from data.errors import UserError
 from data.generate.tau_decays import HADRONIC
-from evaluate.baselines import nnpuppitau as nt
+from models.scouttau.nnpuppitau import build_nnpuppitau
 from tests.helpers import assert_keras_round_trip
 
 
@@ -114,12 +115,12 @@ def test_events_are_separate_and_truth_matches():
 
 
 def test_dense_network_builds_and_round_trips(tmp_path):
-    model = nt.build_nnpuppitau()
+    model = build_nnpuppitau()
     assert model.output_shape == (None, 1) and model.layers[-1].name == "tau_id"
     assert [layer.units for layer in model.layers if hasattr(layer, "units")] == [25, 10, 1]
     x = np.random.default_rng(0).normal(size=(4, nt.N_INPUTS)).astype(np.float32)
     assert_keras_round_trip(model, x, tmp_path)
-    bn = nt.build_nnpuppitau((8, 8, 4), batch_norm=True)
+    bn = build_nnpuppitau((8, 8, 4), batch_norm=True)
     assert sum("batch_norm" in layer.name for layer in bn.layers) == 3
     (tmp_path / "bn").mkdir()
     assert_keras_round_trip(bn, x, tmp_path / "bn")
@@ -127,12 +128,22 @@ def test_dense_network_builds_and_round_trips(tmp_path):
 
 def test_bad_inputs():
     with pytest.raises(UserError, match="hidden"):
-        nt.build_nnpuppitau(())
+        build_nnpuppitau(())
     with pytest.raises(UserError, match="hidden"):
-        nt.build_nnpuppitau((25, 0))
+        build_nnpuppitau((25, 0))
     with pytest.raises(ValueError, match="tausize <= conesize"):
         nt.seeded_cone(_puppi(EVENT), tausize=0.5)
     with pytest.raises(ValueError, match="max_taus"):
         nt.seeded_cone(_puppi(EVENT), max_taus=0)
     empty = nt.seeded_cone(_puppi([]))
     assert empty["inputs"].shape == (0, 80) and len(empty["member"]) == 0
+
+
+def test_seed_z0_and_core_charge():
+    puppi = _puppi(EVENT)
+    # charges of EVENT's rows; the -211 at dR 0.3 is outside tau 1's core (0.1)
+    puppi["charge"] = np.array([0, 1, 0, -1, -1, 1, -1, 1, 0])
+    puppi["z0"] = np.array([0.0, 1.5, 0.0, 1.4, 1.6, -3.0, -3.1, 2.0, 0.0])
+    t = nt.seeded_cone(puppi)
+    np.testing.assert_array_equal(t["charge"], [1, 0])  # tau 2: pi+ and e- in the core
+    np.testing.assert_allclose(t["z0"], [1.5, -3.0])

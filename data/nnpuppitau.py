@@ -12,13 +12,15 @@ instead of 5, seed |eta| < 2.4 (the tracker acceptance of `data.scouttau`) inste
 NN input (`TauNNId::SetNNVectorVar`): the 10 highest-pT candidates of the cone, each with 8
 features (pT, delta eta and delta phi to the seed, one-hot photon, electron, muon, neutral
 hadron, charged hadron), candidate after candidate: 80 inputs, zero-padded. The network is
-TauNNId's small dense classifier: 2 hidden ReLU layers and one output (here a raw logit).
+TauNNId's small dense classifier (`models.scouttau.nnpuppitau`).
+
+For the di-tau working points every tau also carries the seed track's z0 and a charge: the sum
+of the charges in its core (CMSSW: the seed's), whose sign is the charge "score".
 """
 
 import numpy as np
 
 from data import scouttau
-from data.errors import UserError
 
 CONESIZE, TAUSIZE = 0.4, 0.1
 SEED_PT = 2.0  # GeV (CMSSW: 20)
@@ -51,7 +53,8 @@ def seeded_cone(
         em_seed: photons may seed too; n_particles: cone candidates in the NN input.
     Returns:
         dict of (n_taus,) arrays ordered by event then seed pT: pt, eta, phi (tau core sum),
-        seed_pt, cone_pt (scalar sum), event, and inputs (n_taus, n_particles * 8) float32;
+        seed_pt, cone_pt (scalar sum), event, z0 (the seed's; with `puppi["z0"]`), charge (sum
+        in the core; with `puppi["charge"]`), and inputs (n_taus, n_particles * 8) float32;
         member (n,) the tau of each PUPPI candidate, -1 for none.
     Raises:
         ValueError: non-positive radii or max_taus, tausize > conesize.
@@ -63,9 +66,11 @@ def seeded_cone(
         )
     pt, eta, phi, ev = (np.asarray(puppi[k]) for k in ("pt", "eta", "phi", "event"))
     pdg = np.abs(np.asarray(puppi["pdg"]))
+    extra = {k: np.asarray(puppi[k]) for k in ("z0", "charge") if k in puppi}
     n, n_ev = len(pt), int(puppi["n_events"])
     order = np.lexsort((-pt, ev))  # work on (event, descending pT) order
     pt, eta, phi, ev, pdg = pt[order], eta[order], phi[order], ev[order], pdg[order]
+    extra = {k: v[order] for k, v in extra.items()}
     seed_types = (211, 11, 22) if em_seed else (211, 11)
     can_seed = np.isin(pdg, seed_types) & (np.abs(eta) < SEED_ETA_MAX) & (pt >= seed_pt)
     free = np.ones(n, bool)
@@ -108,6 +113,11 @@ def seeded_cone(
         "cone_pt": np.bincount(row, pt[m], k),
         "event": ev[seed].astype(np.int64),
     }
+    if "z0" in extra:
+        out["z0"] = extra["z0"][seed]
+    if "charge" in extra:
+        q = extra["charge"][m]
+        out["charge"] = np.bincount(row[core], q[core], k).astype(np.int64)
     # NN inputs: the n_particles leading members of each tau
     n_per = np.bincount(row, minlength=k)
     rank = np.arange(len(m)) - np.repeat(np.cumsum(n_per) - n_per, n_per)
@@ -139,28 +149,3 @@ def nnpuppitau_candidates(arrays, *, puppi_eta_max=3.0, **params):
         truth, out["gen_taus"] = scouttau.tau_truth(out, arrays)
         out.update(truth)
     return out
-
-
-def build_nnpuppitau(hidden=(25, 10), *, n_inputs=N_INPUTS, batch_norm=False):
-    """TauNNId-like dense network: inputs (B, n_inputs) -> `tau_id` logit (B, 1).
-
-    Args:
-        hidden: units of the hidden Dense + ReLU layers (CMSSW TauNNId: two).
-        n_inputs: input width (80 = 10 candidates x 8 features).
-        batch_norm: BatchNormalization before each ReLU.
-    Raises:
-        UserError: empty or non-positive `hidden`, non-positive `n_inputs`.
-    """
-    import keras
-
-    hidden = tuple(hidden)
-    if not hidden or any(int(h) < 1 for h in hidden) or n_inputs < 1:
-        raise UserError(f"hidden needs positive layer sizes and n_inputs >= 1, got {hidden}")
-    x = inputs = keras.Input((n_inputs,), name="inputs")
-    for i, units in enumerate(hidden):
-        x = keras.layers.Dense(int(units), name=f"dense_{i}")(x)
-        if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
-        x = keras.layers.ReLU(name=f"relu_{i}")(x)
-    logit = keras.layers.Dense(1, name="tau_id")(x)
-    return keras.Model(inputs, logit, name="nnpuppitau")

@@ -1,0 +1,230 @@
+"""`python -m models.scouttau.fit`: train the ScoutTau transformer or the NNPuppiTau-like baseline.
+
+Both learn from the same `scouttau --process lowmass` events (light scalar -> tautau at 200
+pileup): the transformer from CLUE (or anti-kT) clusters of L1 PUPPI candidates, with the tau
+class, charge, pT and per-constituent pileup targets; the baseline from the seeded-cone taus
+of `data.nnpuppitau`, tau class only. A candidate is a tau when a generated hadronic visible
+tau lies within DeltaR < 0.2. Tau and non-tau candidates get equal total weight. Events are
+split at random into training and validation (`--val-fraction`); test on other seeds.
+
+Examples:
+    python -m models.scouttau.fit                               # transformer, cpu preset
+    python -m models.scouttau.fit --variant nnpuppitau
+    python -m models.scouttau.fit --data 'cache/scouttau/*.manifest.json' --max-minutes 60
+"""
+
+import argparse
+import math
+import os
+import sys
+
+from data.errors import UserError, cli
+from data.generate.__main__ import cached
+
+VARIANTS = ("transformer", "nnpuppitau")
+MODEL_FILES = {"transformer": "scouttau.keras", "nnpuppitau": "nnpuppitau.keras"}
+DEFAULT_EVENTS = 4000
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="python -m models.scouttau.fit", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--variant", default="transformer", choices=VARIANTS)
+    p.add_argument("--preset", default="cpu", help="cpu (default), seed (the talk's) or tiny")
+    p.add_argument("--data", nargs="+", default=None, help="ROOT files, globs or *.manifest.json")
+    p.add_argument(
+        "--events", type=int, default=None, help=f"events of the default sample ({DEFAULT_EVENTS})"
+    )
+    p.add_argument("--clustering", default="clue", choices=("clue", "antikt"))
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--val-fraction", type=float, default=0.1, help="events for validation")
+    p.add_argument("--no-jit", action="store_true", help="train without XLA (jit_compile)")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", default="saved_models/scouttau", help="output folder")
+    p.add_argument("--cache", default="cache/scouttau", help="folder of generated samples")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
+    return p.parse_args(argv)
+
+
+def class_weights(is_tau):
+    """Per-candidate weights giving taus and non-taus equal total weight (mean 1)."""
+    import numpy as np
+
+    is_tau = np.asarray(is_tau, bool)
+    n, n_tau = len(is_tau), int(is_tau.sum())
+    if n_tau == 0 or n_tau == n:
+        raise UserError("tau identification needs both tau and non-tau candidates in --data")
+    return np.where(is_tau, n / (2.0 * n_tau), n / (2.0 * (n - n_tau))).astype("float32")
+
+
+def transformer_targets(data):
+    """The four targets of `models.scouttau.losses` from `data.scouttau.load` output."""
+    import numpy as np
+
+    is_tau = data["is_tau"]
+    ratio = np.log(np.maximum(data["tau_vis_pt"], 1e-3) / data["cands"]["pt"])
+    pu = np.where(data["mask"], data["constituent_pu"], -1)
+    return {
+        "tau_id": is_tau.astype("float32")[:, None],
+        "charge": np.where(is_tau, data["tau_charge"] > 0, -1).astype("float32")[:, None],
+        "pt": np.stack([np.where(is_tau, ratio, 0.0), is_tau], 1).astype("float32"),
+        "pileup": pu.astype("float32"),
+    }
+
+
+def split_by_event(event, n_events, val_fraction, seed):
+    """Boolean (n,) validation flags: a seeded random `val_fraction` of the events."""
+    import numpy as np
+
+    if not 0 < val_fraction < 1:
+        raise UserError(f"--val-fraction must be in (0, 1), got {val_fraction}")
+    val_events = np.random.default_rng(seed).random(n_events) < val_fraction
+    return val_events[np.asarray(event, np.int64)]
+
+
+def compile_transformer(model, config, jit_compile):
+    import keras
+
+    from models.scouttau.losses import MaskedBinaryCrossentropy, MaskedMAE
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss={
+            "tau_id": MaskedBinaryCrossentropy(),
+            "charge": MaskedBinaryCrossentropy(),
+            "pt": MaskedMAE(),
+            "pileup": MaskedBinaryCrossentropy(),
+        },
+        loss_weights=dict(zip(("tau_id", "charge", "pt", "pileup"), config.task_weights)),
+        weighted_metrics={"tau_id": [keras.metrics.AUC(from_logits=True, name="auc")]},
+        jit_compile=jit_compile,
+    )
+
+
+def load_transformer_data(files, args):
+    from data import scouttau
+
+    data = scouttau.load(files, clustering=args.clustering)
+    x = {"constituents": data["constituents"], "mask": data["mask"]}
+    return data, x, transformer_targets(data), data["is_tau"], data["cands"]["event"]
+
+
+def load_nnpuppitau_data(files, args):
+    from data import nnpuppitau, scouttau
+
+    data = nnpuppitau.nnpuppitau_candidates(scouttau.read(files))
+    data["n_events"] = int(data["event"].max(initial=-1)) + 1
+    y = data["is_tau"].astype("float32")[:, None]
+    return data, data["inputs"], y, data["is_tau"], data["event"]
+
+
+def main_impl(args):
+    import keras
+    import numpy as np
+
+    from data import io
+    from models import training
+    from models.scouttau.config import get_config
+
+    try:
+        config = get_config(
+            args.preset,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+        )
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if args.events is not None and args.events < 10:
+        raise UserError(f"--events must be at least 10, got {args.events}")
+    files = (
+        io.expand_paths(args.data)
+        if args.data
+        else [
+            cached(
+                "lowmass",
+                args.events or DEFAULT_EVENTS,
+                args.seed,
+                args.cache,
+                sample="scouttau",
+                process="lowmass",
+            )
+        ]
+    )
+    loader = load_transformer_data if args.variant == "transformer" else load_nnpuppitau_data
+    data, x, y, is_tau, event = loader(files, args)
+    n_events = int(data["n_events"])
+    val = split_by_event(event, n_events, args.val_fraction, args.seed)
+    n_train, n_val = int((~val).sum()), int(val.sum())
+    if n_train < 10 or n_val < 1:
+        raise UserError(f"only {n_train} training / {n_val} validation candidates in the files")
+    w = class_weights(is_tau[~val])
+    w_val = class_weights(is_tau[val]) if 0 < is_tau[val].sum() < n_val else np.ones(n_val)
+    tr, va = np.flatnonzero(~val), np.flatnonzero(val)
+    training.set_seed(args.seed)
+    jit = keras.backend.backend() == "tensorflow" and not args.no_jit
+    if args.variant == "transformer":
+        from models.scouttau.model import build_model
+
+        model = build_model(config)
+        compile_transformer(model, config, True if jit else "auto")
+    else:
+        from models.scouttau.nnpuppitau import build_nnpuppitau
+
+        mean, var = training.masked_stats(x[tr])
+        model = build_nnpuppitau(mean=mean, variance=var)
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            weighted_metrics=[keras.metrics.AUC(from_logits=True, name="auc")],
+            jit_compile=True if jit else "auto",
+        )
+    n_tau = int(is_tau[tr].sum())
+    print(
+        f"ScoutTau {args.variant} preset {args.preset}: {model.count_params()} parameters; "
+        f"{n_train} training candidates ({n_tau} tau) from {n_events} events, {n_val} "
+        f"validation",
+        file=sys.stderr,
+    )
+    stem = MODEL_FILES[args.variant][: -len(".keras")]
+    run_config = {
+        "args": vars(args),
+        "config": config.to_dict(),
+        "files": files,
+        "training_candidates": n_train,
+        "training_taus": n_tau,
+        "validation_candidates": n_val,
+        "events": n_events,
+        "steps_per_epoch": math.ceil(n_train / config.batch_size),
+    }
+    training.fit(
+        model,
+        (training.take(x, tr), training.take(y, tr)),
+        (training.take(x, va), training.take(y, va), w_val),
+        config,
+        model_name=stem,
+        out_dir=os.path.join(args.out, stem),
+        run_config=run_config,
+        verbose=0 if args.quiet else 2,
+        sample_weight=w,
+        max_minutes=args.max_minutes,
+    )
+    path = os.path.join(args.out, MODEL_FILES[args.variant])
+    model.save(path)
+    print(f"saved {path}")
+    return path
+
+
+@cli
+def main(argv=None):
+    import models  # noqa: F401  registers the toolkit's classes
+
+    main_impl(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
