@@ -37,7 +37,13 @@ FEATURES = (
     "is_electron",  # |pdgId| 11
     "is_muon",  # |pdgId| 13
     "is_photon",  # 22
+    # candidate-level, the same on every constituent (not in the seed's list: isolation is
+    # what tells a tau from a pileup or QCD cluster, and CLUE's dc = 0.2 clusters hold none)
+    "cand_log_pt",  # log(candidate pT / GeV)
+    "iso_frac",  # PUPPI pT within ISO_DR of the axis outside the cluster / candidate pT
+    "iso_log_count",  # log(1 + number of those PUPPI candidates)
 )
+ISO_DR = 0.4
 ONE_HOT_PDG = (211, 130, 11, 13, 22)
 EVENT_BRANCHES = ("event", "PV_z")
 CAND_BRANCHES = tuple(
@@ -298,6 +304,34 @@ def load(
     return out
 
 
+def isolation(puppi, cands, radius=ISO_DR):
+    """Scalar PUPPI pT sum and number of the PUPPI candidates within `radius` of each
+    candidate's axis that are not its members: ((n_cand,), (n_cand,))."""
+    from scipy.spatial import cKDTree
+
+    n = len(cands["pt"])
+    if n == 0 or len(puppi["pt"]) == 0:
+        return np.zeros(n), np.zeros(n, np.int64)
+    span = 2 * (ETA_MAX + 1.0 + radius)  # events apart in eta: no pair across events
+
+    def points(eta, phi, event):
+        return np.stack([eta + span * (np.asarray(event) + 1), np.mod(phi + np.pi, 2 * np.pi)], 1)
+
+    box = [span * (puppi["n_events"] + 2), 2 * np.pi]
+    p = points(puppi["eta"], puppi["phi"], puppi["event"])
+    c = points(cands["eta"], cands["phi"], cands["event"])
+    p[:, 1], c[:, 1] = (
+        np.minimum(p[:, 1], np.nextafter(2 * np.pi, 0)),
+        np.minimum(c[:, 1], np.nextafter(2 * np.pi, 0)),
+    )
+    near = cKDTree(c, boxsize=box).sparse_distance_matrix(
+        cKDTree(p, boxsize=box), radius, output_type="ndarray"
+    )
+    i, j = near["i"], near["j"]
+    other = cands["member"][j] != i
+    return np.bincount(i[other], puppi["pt"][j[other]], n), np.bincount(i[other], minlength=n)
+
+
 def _constituents(puppi, cands, pv, max_constituents):
     """Padded (n_cand, P, F) features, mask and the fromPU flag of each constituent."""
     member = cands["member"]
@@ -310,6 +344,7 @@ def _constituents(puppi, cands, pv, max_constituents):
     sel, row, col = sel[take], row[take], rank[take]
     pt, pdg, q = puppi["pt"][sel], np.abs(puppi["pdg"][sel]), puppi["charge"][sel]
     dz = np.where(q != 0, puppi["z0"][sel] - pv[puppi["event"][sel]], 0.0)
+    iso_pt, iso_n = isolation(puppi, cands)
     columns = [
         np.log(pt),
         pt / cands["pt"][row],
@@ -318,6 +353,9 @@ def _constituents(puppi, cands, pv, max_constituents):
         dz,
         q,
         *[(pdg == p) for p in ONE_HOT_PDG],
+        np.log(cands["pt"][row]),
+        (iso_pt / cands["pt"])[row],
+        np.log1p(iso_n)[row],
     ]
     n = len(cands["pt"])
     feats = np.zeros((n, max_constituents, len(FEATURES)), np.float32)

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 VARIANTS = ("perceiver", "deepmet")
 LOSSES = ("mse", "mae")
 WEIGHTINGS = ("flat", "none")
+TARGETS = ("v", "met")
 DECODERS = ("weights", "pool")
 
 
@@ -27,6 +28,9 @@ class MetConfig:
         deepmet_units: hidden widths of the per-candidate DeepMET network (64, 32, 16).
         loss: "mse" or "mae" on the regression target (Perceiver: the seed's v; DeepMET: MET
             in units of 50 GeV).
+        target: Perceiver regression target: "v", the seed's v = (MET_gen - MET_PF) /
+            |MET_PF| (an MSE on v weighs events by 1 / |MET_PF|^2 and shrinks MET), or "met",
+            the rebuilt MET vector in units of 50 GeV as DeepMET (DeepMET always uses "met").
         weighting: "flat" flattens the generated-MET spectrum with per-event weights (as
             DeepMETEOR's DensityWeightHist), "none" keeps it steep.
         weight_edges: (lo, hi, step) in GeV of the flattening histogram; weight_cap caps it.
@@ -46,6 +50,7 @@ class MetConfig:
     decoder: str = "weights"
     deepmet_units: tuple = (64, 32, 16)
     loss: str = "mse"
+    target: str = "v"
     weighting: str = "flat"
     weight_edges: tuple = (0.0, 300.0, 10.0)
     weight_cap: float = 10.0
@@ -91,6 +96,7 @@ def get_config(preset="cpu", **overrides):
         ("variant", config.variant, VARIANTS),
         ("loss", config.loss, LOSSES),
         ("weighting", config.weighting, WEIGHTINGS),
+        ("target", config.target, TARGETS),
         ("decoder", config.decoder, DECODERS),
     ):
         if value not in choices:

@@ -36,6 +36,17 @@ def parse_args(argv):
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--loss", default=None, choices=("mse", "mae"), help="default mse")
     p.add_argument(
+        "--target",
+        default=None,
+        choices=("v", "met"),
+        help="Perceiver target: v (default, the seed's) or met (MET vector / 50 GeV, as DeepMET)",
+    )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="start from the weights of a trained .keras of the same architecture",
+    )
+    p.add_argument(
         "--weighting",
         default=None,
         choices=("flat", "none"),
@@ -98,8 +109,10 @@ def compile_model(model, config, jit_compile="auto"):
 
     from models.metperceiver.losses import VectorLoss
 
-    if config.variant == "perceiver":
+    if config.variant == "perceiver" and config.target == "v":
         loss = {"v": VectorLoss(config.loss, 1.0), "met": None}
+    elif config.variant == "perceiver":
+        loss = {"v": None, "met": VectorLoss(config.loss, 50.0)}
     else:
         loss = {"met": VectorLoss(config.loss, 50.0)}
     model.compile(
@@ -128,6 +141,7 @@ def main_impl(args):
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             loss=args.loss,
+            target=args.target,
             weighting=args.weighting,
             max_cands=args.max_cands,
         )
@@ -183,6 +197,14 @@ def main_impl(args):
         transform=lambda d, rng: to_xyw(d, config.variant, weights),
     )
     model = build_model(config)
+    if args.init_from:
+        start = training.load_trained(args.init_from)
+        try:
+            model.set_weights(start.get_weights())
+        except ValueError:
+            raise UserError(
+                f"{args.init_from} does not have the architecture of preset {args.preset}"
+            ) from None
     jit = keras.backend.backend() == "tensorflow" and not args.no_jit
     compile_model(model, config, jit_compile=True if jit else "auto")
     n_train = int(sum(scan.counts))

@@ -11,7 +11,7 @@ class ScoutTauConfig:
 
     Attributes:
         num_features, max_constituents: constituent features and constituents per candidate
-            (data/scouttau.py: 11 and 16).
+            (data/scouttau.py: 14 and 16).
         embed_dims: per-constituent MLP widths; the last is the model width.
         num_heads, num_layers, mlp_ratio, dropout: the transformer encoder.
         task_weights: loss weights of tau_id (cross-entropy), charge (cross-entropy on true
@@ -22,7 +22,7 @@ class ScoutTauConfig:
             ReduceLROnPlateau).
     """
 
-    num_features: int = 11
+    num_features: int = 14
     max_constituents: int = 16
     embed_dims: tuple = (32, 64, 32)
     num_heads: int = 4

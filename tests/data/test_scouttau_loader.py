@@ -119,17 +119,30 @@ def test_features_padding_and_mask_by_hand(tmp_path):
     dphi = -3.12 - phi_b + 2 * math.pi
     eta_b = (6 * -1.0 + 2.5 * -1.02) / 8.5
     want = [math.log(2.5), 2.5 / 8.5, -1.02 - eta_b, dphi, 0.0, 0.0, 0, 1, 0, 0, 0]
+    want += [math.log(8.5), 0.0, 0.0]  # candidate pT; nothing else within 0.4
     np.testing.assert_allclose(d["constituents"][1, 1], want, rtol=1e-5, atol=1e-6)
     assert abs(dphi) < 0.05
     lead_a = d["constituents"][0, 0]
     np.testing.assert_allclose(lead_a[[0, 1, 4, 5]], [math.log(8.0), 8 / 13, 0.2, 1], rtol=1e-5)
-    np.testing.assert_array_equal(lead_a[6:], [1, 0, 0, 0, 0])
+    np.testing.assert_allclose(lead_a[6:], [1, 0, 0, 0, 0, math.log(13.0), 0, 0], rtol=1e-6)
     np.testing.assert_array_equal(d["constituent_pu"], [[False, False], [False, True]])
     d = st.load(path, max_constituents=4)
     np.testing.assert_array_equal(d["mask"].sum(1), [3, 2])
     assert not d["constituents"][~d["mask"]].any()  # padding is zero
     np.testing.assert_allclose(d["constituents"][0, :3, 0], np.log([8.0, 3.0, 2.0]), rtol=1e-6)
     np.testing.assert_array_equal(d["cands"]["event_number"], [100, 100])
+
+
+def test_isolation_counts_other_clusters_within_0p4_across_phi_pi(tmp_path):
+    # two CLUE clusters 0.293 apart across phi = pi (each a seed: 0.293 > dc), a third far away
+    event = {"cands": [_pion(10.0, 0.0, 3.0), _pion(4.0, 0.0, -2.99), _pion(5.0, 1.5, 0.0)]}
+    path, _ = _arrays(tmp_path, [event])
+    d = st.load(path)
+    np.testing.assert_allclose(d["cands"]["pt"], [10.0, 5.0, 4.0], rtol=1e-6)
+    iso = d["constituents"][:, 0, -2:]
+    np.testing.assert_allclose(iso[:, 0], [0.4, 0.0, 2.5], rtol=1e-6)
+    np.testing.assert_allclose(iso[:, 1], np.log1p([1, 0, 1]), rtol=1e-6)
+    np.testing.assert_allclose(d["constituents"][:, 0, -3], np.log([10.0, 5.0, 4.0]), rtol=1e-6)
 
 
 def test_truth_matching_closest_within_0p2(tmp_path):

@@ -145,6 +145,15 @@ def test_fit_and_evaluate_cli(pu_file, tmp_path):
             assert np.isfinite(metrics[method][key])
     assert metrics["events"] == 24
     assert (ev / "vs_npu.png").exists()
+    # fine-tuning on the MET target from the trained weights; a foreign start is refused
+    common = ["--preset", "tiny", "--data", pu_file, "--chunk-events", "12", "--epochs", "1",
+              "--no-jit", "--quiet", "--out", str(tmp_path / "tuned")]  # fmt: skip
+    fit_main(common + ["--target", "met", "--init-from", str(out / "metperceiver.keras")])
+    tuned = json.loads((tmp_path / "tuned" / "metperceiver" / "run_config.json").read_text())
+    assert tuned["config"]["target"] == "met"
+    with pytest.raises(SystemExit) as exit_info:
+        fit_main(common + ["--init-from", str(out / "deepmet.keras")])
+    assert exit_info.value.code == 2
 
 
 @pytest.mark.parametrize(
