@@ -18,6 +18,10 @@ from data.generate.tau_decays import HADRONIC
 PUPPI_MIN_PT = 1.0  # GeV, on puppiWeight * pT
 ETA_MAX = 2.4  # tracker acceptance (met_l1.md 7.1), where the scouting taus live
 MIN_CAND_PT = 3.0  # GeV, tau candidates (cluster pT)
+# PF inputs: ~2000 L1 PF candidates of > 1 GeV per PU200 event in the tracker; above 3 GeV
+# ~440, which keeps every L1 track (> 2 GeV tracks of a 5 GeV tau are near it) fast to
+# cluster; clusters carry pileup pT, so candidates start at 5 GeV
+PF_MIN_PT, PF_MIN_CAND_PT = 3.0, 5.0
 MATCH_DR = 0.2
 MAX_CONSTITUENTS = 16
 # dc ~ a tau signal cone (met_l1.md 4.4); rhoc in GeV: a 5 GeV visible tau has a leading
@@ -25,6 +29,7 @@ MAX_CONSTITUENTS = 16
 CLUE_PARAMS = {"dc": 0.2, "rhoc": 3.0, "outlier_factor": 2.0}
 ANTIKT_PARAMS = {"radius": 0.4}
 ALGORITHMS = ("clue", "antikt")
+INPUTS = ("puppi", "pf")
 FEATURES = (
     "log_pt",  # log(pT / GeV)
     "pt_frac",  # pT / candidate pT
@@ -69,8 +74,10 @@ def read(paths, *, with_truth=True, mapping=None, entries=None):
     return io.read_branches(io.expand_paths(paths), names, mapping=mapping, entries=entries)
 
 
-def puppi_candidates(arrays, *, min_pt=PUPPI_MIN_PT, eta_max=ETA_MAX):
+def puppi_candidates(arrays, *, min_pt=PUPPI_MIN_PT, eta_max=ETA_MAX, weighted=True):
     """L1 PUPPI candidates: puppiWeight * pT > `min_pt` and |eta| < `eta_max`.
+
+    With `weighted=False` the L1 PF candidates instead: pT (no PUPPI weight) > `min_pt`.
 
     Args:
         arrays: dict branch -> awkward array (events -> candidates), as from `read`.
@@ -80,7 +87,9 @@ def puppi_candidates(arrays, *, min_pt=PUPPI_MIN_PT, eta_max=ETA_MAX):
         `L1Cand_fromPU` is given; plus n_events.
     """
     counts = ak.to_numpy(ak.num(arrays["L1Cand_pt"]))
-    pt = _flat(arrays["L1Cand_pt"]) * _flat(arrays["L1Cand_puppiWeight"])
+    pt = _flat(arrays["L1Cand_pt"])
+    if weighted:
+        pt = pt * _flat(arrays["L1Cand_puppiWeight"])
     eta = _flat(arrays["L1Cand_eta"])
     keep = (pt > min_pt) & (np.abs(eta) < eta_max)
     out = {"pt": pt[keep], "eta": eta[keep], "phi": wrap_phi(_flat(arrays["L1Cand_phi"])[keep])}
@@ -262,9 +271,10 @@ def load(
     entries=None,
     mapping=None,
     with_truth=True,
+    inputs="puppi",
     **cluster_params,
 ):
-    """Read L1 PUPPI candidates, cluster them and build model-ready tau-candidate arrays.
+    """Read L1 PUPPI (or PF) candidates, cluster them and build model-ready tau-candidate arrays.
 
     Args:
         paths: ROOT file(s), globs or manifests.
@@ -272,6 +282,10 @@ def load(
         max_constituents: constituents kept per candidate (highest pT first).
         entries, mapping: see `data.io.read_branches`.
         with_truth: read the truth branches and add the targets.
+        inputs: "puppi" (PUPPI pT > 1 GeV, dz relative to the event's primary vertex) or "pf"
+            (L1 PF candidates of pT > `PF_MIN_PT` at their own pT, candidates from
+            `PF_MIN_CAND_PT`, dz relative to the candidate's vertex, so that taus from a
+            misidentified primary vertex keep their tracks: seed 001's backup slide).
         **cluster_params: dc, rhoc, outlier_factor (CLUE), radius (anti-kT), min_pt.
     Returns:
         dict with constituents (n_cand, P, len(FEATURES)) float32, mask (n_cand, P) bool,
@@ -289,11 +303,17 @@ def load(
     if not (isinstance(max_constituents, (int, np.integer)) and max_constituents > 0):
         raise UserError(f"max_constituents must be a positive integer, got {max_constituents}")
     _check_params(clustering, **{**CLUE_PARAMS, **ANTIKT_PARAMS, "min_pt": 0.0, **cluster_params})
+    if inputs not in INPUTS:
+        raise UserError(f"unknown inputs '{inputs}' (choose from {', '.join(INPUTS)})")
     arrays = read(paths, with_truth=with_truth, mapping=mapping, entries=entries)
-    puppi = puppi_candidates(arrays)
+    if inputs == "puppi":
+        puppi = puppi_candidates(arrays)
+    else:
+        puppi = puppi_candidates(arrays, weighted=False, min_pt=PF_MIN_PT)
+        cluster_params = {"min_pt": PF_MIN_CAND_PT, **cluster_params}
     cands = cluster(puppi, algorithm=clustering, **cluster_params)
     pv = np.asarray(arrays["PV_z"], np.float64)
-    out = _constituents(puppi, cands, pv, max_constituents)
+    out = _constituents(puppi, cands, pv, max_constituents, relative_to_pv=inputs == "puppi")
     out["cands"] = {k: cands[k] for k in ("pt", "eta", "phi", "n_constituents", "event")}
     out["cands"]["vz"] = out.pop("vz")
     out["cands"]["event_number"] = np.asarray(arrays["event"], np.int64)[cands["event"]]
@@ -332,9 +352,18 @@ def isolation(puppi, cands, radius=ISO_DR):
     return np.bincount(i[other], puppi["pt"][j[other]], n), np.bincount(i[other], minlength=n)
 
 
-def _constituents(puppi, cands, pv, max_constituents):
-    """Padded (n_cand, P, F) features, mask and the fromPU flag of each constituent."""
+def _constituents(puppi, cands, pv, max_constituents, relative_to_pv=True):
+    """Padded (n_cand, P, F) features, mask, the candidates' vz and the fromPU flag of each
+    constituent; dz is relative to the primary vertex or to the candidate's vz."""
     member = cands["member"]
+    # candidate vertex: z0 of the leading charged constituent (all of them, not only the 16
+    # kept), the event's PV where there is none
+    vz = pv[np.asarray(cands["event"], np.int64)].astype(np.float64)
+    ch = np.flatnonzero(member >= 0)
+    ch = ch[puppi["charge"][ch] != 0]
+    ch = ch[np.lexsort((-puppi["pt"][ch], member[ch]))]
+    first = ch[np.flatnonzero(np.diff(member[ch], prepend=-1))]
+    vz[member[first]] = puppi["z0"][first]
     sel = np.flatnonzero(member >= 0)
     sel = sel[np.lexsort((-puppi["pt"][sel], member[sel]))]
     row = member[sel]
@@ -343,7 +372,8 @@ def _constituents(puppi, cands, pv, max_constituents):
     take = rank < max_constituents
     sel, row, col = sel[take], row[take], rank[take]
     pt, pdg, q = puppi["pt"][sel], np.abs(puppi["pdg"][sel]), puppi["charge"][sel]
-    dz = np.where(q != 0, puppi["z0"][sel] - pv[puppi["event"][sel]], 0.0)
+    ref = pv[puppi["event"][sel]] if relative_to_pv else vz[row]
+    dz = np.where(q != 0, puppi["z0"][sel] - ref, 0.0)
     iso_pt, iso_n = isolation(puppi, cands)
     columns = [
         np.log(pt),
@@ -362,14 +392,6 @@ def _constituents(puppi, cands, pv, max_constituents):
     feats[row, col] = np.stack(columns, 1)
     mask = np.zeros((n, max_constituents), bool)
     mask[row, col] = True
-    # candidate vertex: z0 of the leading charged constituent (all of them, not only the 16
-    # kept), the event's PV where there is none
-    vz = pv[np.asarray(cands["event"], np.int64)].astype(np.float64)
-    ch = np.flatnonzero(member >= 0)
-    ch = ch[puppi["charge"][ch] != 0]
-    ch = ch[np.lexsort((-puppi["pt"][ch], member[ch]))]
-    first = ch[np.flatnonzero(np.diff(member[ch], prepend=-1))]
-    vz[member[first]] = puppi["z0"][first]
     out = {"constituents": feats, "mask": mask, "vz": vz}
     if "from_pu" in puppi:
         out["constituent_pu"] = np.zeros((n, max_constituents), bool)

@@ -43,6 +43,19 @@ def parse_args(argv):
     p.add_argument("--tune-input", nargs="+", default=None, help="signal files for the WP search")
     p.add_argument("--tune-zerobias", nargs="+", default=None, help="zero-bias files for the WP")
     p.add_argument("--clustering", default="clue", choices=("clue", "antikt"))
+    p.add_argument(
+        "--inputs",
+        default=None,
+        choices=("puppi", "pf"),
+        help="the transformer's inputs (default: from its run_config.json, else puppi)",
+    )
+    p.add_argument(
+        "--score-floor",
+        type=float,
+        default=0.5,
+        help="zero-bias candidates below this score never enter a pair (speed; the chosen "
+        "score cut must lie above it)",
+    )
     p.add_argument("--target-khz", type=float, default=sm.TARGET_KHZ)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-plots", action="store_true")
@@ -53,12 +66,12 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
 
 
-def transformer_candidates(model, files, clustering, with_truth=True):
+def transformer_candidates(model, files, clustering, inputs="puppi", with_truth=True):
     """CLUE candidates of `files` with the transformer's outputs: score, charge (signed score
     2 p(tau+) - 1), pt_reg (GeV), vz, event and, with truth, the matching."""
     from data import scouttau
 
-    d = scouttau.load(files, clustering=clustering, with_truth=with_truth)
+    d = scouttau.load(files, clustering=clustering, with_truth=with_truth, inputs=inputs)
     n = len(d["cands"]["pt"])
     out = {
         "event": d["cands"]["event"],
@@ -117,23 +130,24 @@ def baseline_candidates(model, files, with_truth=True):
     return out
 
 
-def _pairs_sets(sig, zb):
+def _pairs_sets(sig, zb, floor):
     sig_p, n_sig = sm.signal_pairs(
         sig["gen_taus"], sig["event"], sig["score"], sig["charge"], sig["vz"], sig["n_events"]
     )
-    zb_p = sm.pairs(zb["event"], zb["score"], zb["charge"], zb["vz"])
+    k = zb["score"] > floor
+    zb_p = sm.pairs(zb["event"][k], zb["score"][k], zb["charge"][k], zb["vz"][k])
     return sig_p, n_sig, zb_p, zb["n_events"]
 
 
-def method_metrics(test_sig, test_zb, tune=None, target_khz=sm.TARGET_KHZ):
+def method_metrics(test_sig, test_zb, tune=None, target_khz=sm.TARGET_KHZ, floor=0.5):
     """WP search (on `tune` = (sig, zb) when given, else on the test samples) and the test
     figures at that WP."""
-    sig_p, n_sig, zb_p, n_zb = _pairs_sets(test_sig, test_zb)
+    sig_p, n_sig, zb_p, n_zb = _pairs_sets(test_sig, test_zb, floor)
     if tune is not None:
-        t_sig_p, t_n_sig, t_zb_p, t_n_zb = _pairs_sets(*tune)
+        t_sig_p, t_n_sig, t_zb_p, t_n_zb = _pairs_sets(*tune, floor)
     else:
         t_sig_p, t_n_sig, t_zb_p, t_n_zb = sig_p, n_sig, zb_p, n_zb
-    search = sm.grid_search(t_zb_p, t_n_zb, t_sig_p, t_n_sig, target_khz=target_khz)
+    search = sm.grid_search(t_zb_p, t_n_zb, t_sig_p, t_n_sig, target_khz=target_khz, floor=floor)
     wp = {k: search[k] for k in ("score_cut", "charge_cut", "dvz_cut")}
     test = sm.apply_wp(wp, zb_p, n_zb, sig_p, n_sig)
     taus = test_sig["gen_taus"]
@@ -145,6 +159,8 @@ def method_metrics(test_sig, test_zb, tune=None, target_khz=sm.TARGET_KHZ):
         "eff_vis_pt_5_20": eff_5_20[0]["fraction"],
         "working_point": {**wp, "dvz_cut": _json_float(wp["dvz_cut"])},
         "rate_khz": test["rate_khz"],
+        "score_floor": floor,
+        "floor_binding": bool(search["score_cut"] <= floor),
         "wp_chosen_on": "tune samples" if tune is not None else "test samples",
         "tune_efficiency": search["efficiency"],
         "tune_rate_khz": search["rate_khz"],
@@ -218,6 +234,17 @@ def regression_metrics(sig):
     return out
 
 
+def _run_inputs(model_path):
+    """The --inputs a model was trained with (its run_config.json), "puppi" if unknown."""
+    stem = os.path.splitext(os.path.basename(model_path))[0]
+    path = os.path.join(os.path.dirname(model_path), stem, "run_config.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["args"].get("inputs", "puppi")
+    except (OSError, ValueError, KeyError):
+        return "puppi"
+
+
 def main_impl(args):
     from data import io
     from models.training import load_trained
@@ -238,15 +265,18 @@ def main_impl(args):
             "zerobias": io.expand_paths(args.tune_zerobias),
         }
     print("scoring the transformer's candidates", file=sys.stderr)
-    tr_sig = transformer_candidates(model, files["input"], args.clustering)
-    tr_zb = transformer_candidates(model, files["zerobias"], args.clustering, with_truth=False)
+    inputs = args.inputs or _run_inputs(args.model)
+    tr_sig = transformer_candidates(model, files["input"], args.clustering, inputs)
+    tr_zb = transformer_candidates(
+        model, files["zerobias"], args.clustering, inputs, with_truth=False
+    )
     print("scoring the baseline's candidates", file=sys.stderr)
     nn_sig = baseline_candidates(baseline, files["input"])
     nn_zb = baseline_candidates(baseline, files["zerobias"], with_truth=False)
     tr_tune = nn_tune = None
     if tune_files:
         tr_tune = (
-            transformer_candidates(model, tune_files["input"], args.clustering),
+            transformer_candidates(model, tune_files["input"], args.clustering, inputs),
             transformer_candidates(
                 model, tune_files["zerobias"], args.clustering, with_truth=False
             ),
@@ -256,8 +286,9 @@ def main_impl(args):
             baseline_candidates(baseline, tune_files["zerobias"], with_truth=False),
         )
     metrics = {
-        "transformer": method_metrics(tr_sig, tr_zb, tr_tune, args.target_khz),
-        "nnpuppitau": method_metrics(nn_sig, nn_zb, nn_tune, args.target_khz),
+        "transformer": method_metrics(tr_sig, tr_zb, tr_tune, args.target_khz, args.score_floor),
+        "nnpuppitau": method_metrics(nn_sig, nn_zb, nn_tune, args.target_khz, args.score_floor),
+        "transformer_inputs": inputs,
         "regression": regression_metrics(tr_sig),
         "signal_events": int(tr_sig["n_events"]),
         "zerobias_events": int(tr_zb["n_events"]),

@@ -83,12 +83,13 @@ def event_max_score(p, n_events, charge_cut, dvz_cut):
     return best
 
 
-def score_cut_for_rate(event_max, target_khz=TARGET_KHZ):
-    """The loosest score cut (pass: score > cut) with a zero-bias rate <= `target_khz`."""
+def score_cut_for_rate(event_max, target_khz=TARGET_KHZ, floor=-np.inf):
+    """The loosest score cut (pass: score > cut), not below `floor`, with a zero-bias rate
+    <= `target_khz` (pairs below the floor may be left out of `event_max`)."""
     n = len(event_max)
     allowed = int(np.floor(target_khz / ZERO_BIAS_KHZ * n + 1e-9))
     ranked = np.sort(event_max)[::-1]
-    return float(ranked[allowed]) if allowed < n else -np.inf
+    return max(float(ranked[allowed]) if allowed < n else -np.inf, floor)
 
 
 def signal_pairs(taus, event, score, charge, vz, n_events, **acceptance):
@@ -123,8 +124,9 @@ def ditau_efficiency(sig_pairs, n_denominator, score_cut, charge_cut, dvz_cut):
 
 
 def grid_search(zb_pairs, n_zb, sig_pairs, n_sig, *, target_khz=TARGET_KHZ,
-                charge_cuts=CHARGE_CUTS, dvz_cuts=DVZ_CUTS):  # fmt: skip
-    """The WP of highest di-tau efficiency at a zero-bias rate <= `target_khz`.
+                charge_cuts=CHARGE_CUTS, dvz_cuts=DVZ_CUTS, floor=-np.inf):  # fmt: skip
+    """The WP of highest di-tau efficiency at a zero-bias rate <= `target_khz` (score cuts
+    not below `floor`).
 
     Returns:
         dict: score_cut, charge_cut, dvz_cut, efficiency, rate_khz (on these samples) and
@@ -134,7 +136,7 @@ def grid_search(zb_pairs, n_zb, sig_pairs, n_sig, *, target_khz=TARGET_KHZ,
     for qc in charge_cuts:
         for dc in dvz_cuts:
             emax = event_max_score(zb_pairs, n_zb, qc, dc)
-            cut = score_cut_for_rate(emax, target_khz)
+            cut = score_cut_for_rate(emax, target_khz, floor)
             grid.append(
                 {
                     "score_cut": cut,

@@ -37,6 +37,19 @@ def parse_args(argv):
         "--events", type=int, default=None, help=f"events of the default sample ({DEFAULT_EVENTS})"
     )
     p.add_argument("--clustering", default="clue", choices=("clue", "antikt"))
+    p.add_argument(
+        "--inputs",
+        default="puppi",
+        choices=("puppi", "pf"),
+        help="transformer: cluster L1 PUPPI (default) or L1 PF candidates (data.scouttau.load)",
+    )
+    p.add_argument(
+        "--negative-fraction",
+        type=float,
+        default=1.0,
+        help="keep this random fraction of the non-tau training candidates (PF inputs give "
+        "~100 per event)",
+    )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
@@ -108,7 +121,7 @@ def compile_transformer(model, config, jit_compile):
 def load_transformer_data(files, args):
     from data import scouttau
 
-    data = scouttau.load(files, clustering=args.clustering)
+    data = scouttau.load(files, clustering=args.clustering, inputs=args.inputs)
     x = {"constituents": data["constituents"], "mask": data["mask"]}
     return data, x, transformer_targets(data), data["is_tau"], data["cands"]["event"]
 
@@ -139,6 +152,8 @@ def main_impl(args):
         )
     except ValueError as err:
         raise UserError(str(err)) from None
+    if args.variant == "nnpuppitau" and args.inputs != "puppi":
+        raise UserError("--inputs applies to the transformer; the baseline clusters PUPPI")
     if args.events is not None and args.events < 10:
         raise UserError(f"--events must be at least 10, got {args.events}")
     files = (
@@ -159,12 +174,18 @@ def main_impl(args):
     data, x, y, is_tau, event = loader(files, args)
     n_events = int(data["n_events"])
     val = split_by_event(event, n_events, args.val_fraction, args.seed)
-    n_train, n_val = int((~val).sum()), int(val.sum())
+    if not 0 < args.negative_fraction <= 1:
+        raise UserError(f"--negative-fraction must be in (0, 1], got {args.negative_fraction}")
+    # training negatives dropped at random (validation keeps every candidate)
+    keep = is_tau | (
+        np.random.default_rng(args.seed + 1).random(len(is_tau)) < args.negative_fraction
+    )
+    tr, va = np.flatnonzero(~val & keep), np.flatnonzero(val)
+    n_train, n_val = len(tr), len(va)
     if n_train < 10 or n_val < 1:
         raise UserError(f"only {n_train} training / {n_val} validation candidates in the files")
-    w = class_weights(is_tau[~val])
-    w_val = class_weights(is_tau[val]) if 0 < is_tau[val].sum() < n_val else np.ones(n_val)
-    tr, va = np.flatnonzero(~val), np.flatnonzero(val)
+    w = class_weights(is_tau[tr])
+    w_val = class_weights(is_tau[va]) if 0 < is_tau[va].sum() < n_val else np.ones(n_val)
     training.set_seed(args.seed)
     jit = keras.backend.backend() == "tensorflow" and not args.no_jit
     if args.variant == "transformer":

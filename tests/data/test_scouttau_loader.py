@@ -224,3 +224,21 @@ def test_generated_file_shapes(scouttau_file, clustering):
     assert set(np.unique(d["tau_charge"][d["is_tau"]])) <= {-1, 1}
     if clustering == "clue":  # scalar pT sums: the kept fractions add up to at most 1
         assert (d["constituents"][..., 1].sum(1) <= 1 + 1e-5).all()
+
+
+def test_pf_inputs_keep_taus_that_puppi_drops(tmp_path):
+    # a tau from a vertex 2 cm from the (misidentified) PV: PUPPI weights its tracks to 0
+    tau = [_pion(8.0, 0.3, 0.5, z0=2.0, w=0.0), _pion(4.0, 0.35, 0.5, q=-1, z0=2.1, w=0.0),
+           _neutral(3.5, 0.3, 0.55, w=0.2), _neutral(2.0, 0.3, 0.45)]  # fmt: skip
+    path, _ = _arrays(
+        tmp_path, [{"cands": tau, "pv": 0.0, "taus": [(15.0, 0.31, 0.5, 1, HADRONIC, 1)]}]
+    )
+    assert len(st.load(path)["cands"]["pt"]) == 0
+    d = st.load(path, inputs="pf")
+    # the 2 GeV photon is below PF_MIN_PT; the rest at their own pT
+    np.testing.assert_allclose(d["cands"]["pt"], [15.5], rtol=1e-6)
+    np.testing.assert_allclose(d["cands"]["vz"], [2.0], rtol=1e-6)
+    np.testing.assert_allclose(d["constituents"][0, :3, 4], [0.0, 0.1, 0.0], atol=1e-6)  # dz
+    assert d["is_tau"].tolist() == [True]
+    with pytest.raises(UserError, match="inputs"):
+        st.load(path, inputs="calo")

@@ -106,3 +106,11 @@ def test_single_tau_efficiency_per_bin():
     wp["charge_cut"] = 0.5  # the 25 GeV tau's charge confidence is 0.1
     rows = sm.single_tau_efficiency(taus, score, charge, wp, (5.0, 20.0, 40.0))
     np.testing.assert_allclose([r["fraction"] for r in rows], [1 / 3, 0.0])
+
+
+def test_score_floor_bounds_the_cut():
+    # only 2 of 10,000 events have a pair at all: any cut passes the rate, the floor holds
+    emax = np.full(10_000, -np.inf)
+    emax[:2] = [0.7, 0.3]
+    assert sm.score_cut_for_rate(emax, 50.0) == -np.inf
+    assert sm.score_cut_for_rate(emax, 50.0, floor=0.5) == 0.5
