@@ -2,6 +2,8 @@
 
     python -m evaluate.bench.clue_speed --input cache/ttbarpu_test/test_0000.root --events 50
     python -m evaluate.bench.clue_speed --input FILE.root --events 50 --json clue_speed.json
+    python -m evaluate.bench.clue_speed --input cache/scouttau_test/zerobias_0000.root \
+        --l1 pf --dc 0.2 --rhoc 3 --events 200   # ScoutTau's inputs and parameters
 
 Both algorithms get every candidate of an event (PFCand_px, PFCand_py, PFCand_eta; massless):
 `data.reco.clue.clue` on (eta, phi) with pT weights and periodic phi, and fastjet anti-kT
@@ -139,11 +141,25 @@ def reference_agreement(inputs, *, dc, rhoc, outlier_factor):
     return float(np.mean(np.asarray(c.cluster_ids) == ours))
 
 
-def read_events(path, n):
-    """The first `n` events of `path` as lists of numpy arrays (px, py, eta) per event."""
+def read_events(path, n, l1=None):
+    """The first `n` events of `path` as lists of numpy arrays (px, py, eta) per event: the
+    ttbar-pu PF candidates, or with `l1` ("puppi" or "pf") the ScoutTau L1 candidates that
+    `data.scouttau.load` clusters."""
     from data.io import num_entries, read_branches
 
     n = min(n, num_entries(path))
+    if l1:
+        from data import scouttau
+
+        arrays = scouttau.read(path, with_truth=False, entries=(0, n))
+        c = (
+            scouttau.puppi_candidates(arrays)
+            if l1 == "puppi"
+            else scouttau.puppi_candidates(arrays, weighted=False, min_pt=scouttau.PF_MIN_PT)
+        )
+        cut = np.searchsorted(c["event"], np.arange(1, n))
+        px, py = c["pt"] * np.cos(c["phi"]), c["pt"] * np.sin(c["phi"])
+        return list(zip(np.split(px, cut), np.split(py, cut), np.split(c["eta"], cut)))
     arrays = read_branches(path, list(BRANCHES), entries=(0, n))
     return [tuple(np.asarray(arrays[b][i]) for b in BRANCHES) for i in range(n)]
 
@@ -161,6 +177,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per event; best kept")
     parser.add_argument("--reference", action="store_true", help="compare with CLUEstering")
     parser.add_argument("--json", help="write the summary and per-event rows here")
+    parser.add_argument(
+        "--l1",
+        choices=("puppi", "pf"),
+        default=None,
+        help="time the ScoutTau L1 candidates of a scouttau file instead of PFCand_*",
+    )
     args = parser.parse_args(argv)
     if min(args.events, args.repeats) < 1:
         raise UserError("--events and --repeats must be at least 1")
@@ -168,7 +190,7 @@ def main(argv=None):
         raise UserError("--dc, --outlier-factor and --radius must be positive")
     from tqdm import tqdm
 
-    events = read_events(args.input, args.events)
+    events = read_events(args.input, args.events, args.l1)
     kw = dict(dc=args.dc, rhoc=args.rhoc, outlier_factor=args.outlier_factor)
     warm = event_inputs(*events[0])
     time_event(warm, **kw, radius=args.radius)  # untimed: imports, first-call costs
