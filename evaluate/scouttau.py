@@ -66,7 +66,7 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
 
 
-def transformer_candidates(model, files, clustering, inputs="puppi", with_truth=True):
+def transformer_candidates(model, files, *, clustering, inputs, with_truth=True):
     """CLUE candidates of `files` with the transformer's outputs: score, charge (signed score
     2 p(tau+) - 1), pt_reg (GeV), vz, event and, with truth, the matching."""
     from data import scouttau
@@ -266,20 +266,17 @@ def main_impl(args):
         }
     print("scoring the transformer's candidates", file=sys.stderr)
     inputs = args.inputs or _run_inputs(args.model)
-    tr_sig = transformer_candidates(model, files["input"], args.clustering, inputs)
-    tr_zb = transformer_candidates(
-        model, files["zerobias"], args.clustering, inputs, with_truth=False
-    )
+    how = {"clustering": args.clustering, "inputs": inputs}
+    tr_sig = transformer_candidates(model, files["input"], **how)
+    tr_zb = transformer_candidates(model, files["zerobias"], **how, with_truth=False)
     print("scoring the baseline's candidates", file=sys.stderr)
     nn_sig = baseline_candidates(baseline, files["input"])
     nn_zb = baseline_candidates(baseline, files["zerobias"], with_truth=False)
     tr_tune = nn_tune = None
     if tune_files:
         tr_tune = (
-            transformer_candidates(model, tune_files["input"], args.clustering, inputs),
-            transformer_candidates(
-                model, tune_files["zerobias"], args.clustering, with_truth=False
-            ),
+            transformer_candidates(model, tune_files["input"], **how),
+            transformer_candidates(model, tune_files["zerobias"], **how, with_truth=False),
         )
         nn_tune = (
             baseline_candidates(baseline, tune_files["input"]),
