@@ -7,7 +7,8 @@ import numpy as np
 from evaluate.metperceiver_plots import _style
 
 LABELS = {"transformer": "ScoutTau transformer (CLUE)", "nnpuppitau": "NNPuppiTau-like",
-          "clue": "CLUE", "antikt": "anti-$k_T$ R=0.4", "seeded_cone": "seeded cone"}  # fmt: skip
+          "clue": "CLUE (PUPPI)", "antikt": "anti-$k_T$ R=0.4 (PUPPI)",
+          "seeded_cone": "seeded cone (PUPPI)", "clue_pf": "CLUE (PF)"}  # fmt: skip
 
 
 def _curve(ax, rows, label):
@@ -21,7 +22,7 @@ def _curve(ax, rows, label):
 def plot_all(metrics, out):
     plt = _style()
     fig, axes = plt.subplots(1, 2, figsize=(16, 7))
-    for name in ("clue", "antikt", "seeded_cone"):
+    for name in ("clue", "antikt", "seeded_cone", "clue_pf"):
         _curve(axes[0], metrics["reco"][name]["eff_vs_vis_pt"], LABELS[name])
     axes[0].set_title("reconstruction (no ID)", fontsize=18)
     for name in ("transformer", "nnpuppitau"):

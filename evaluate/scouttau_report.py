@@ -14,7 +14,8 @@ import os
 from data.errors import UserError, cli
 
 METHODS = (("transformer", "ScoutTau transformer (CLUE)"), ("nnpuppitau", "NNPuppiTau-like"))
-RECO = (("clue", "CLUE"), ("antikt", "anti-kT R = 0.4"), ("seeded_cone", "seeded cone 0.4"))
+RECO = (("clue", "CLUE (PUPPI)"), ("antikt", "anti-kT R = 0.4 (PUPPI)"),
+        ("seeded_cone", "seeded cone 0.4 (PUPPI)"), ("clue_pf", "CLUE (PF)"))  # fmt: skip
 
 
 def _fmt(x, spec=".3f"):

@@ -48,7 +48,8 @@ def test_evaluate_writes_the_named_metrics(trained, scouttau_file, zerobias_file
         assert "eff_vis_pt_5_20" in m[name]
         # 12 zero-bias events: one passing event is 2.6 MHz, so the WP lets none through
         assert m[name]["rate_khz"] == 0.0
-    assert set(m["reco"]) == {"clue", "antikt", "seeded_cone"}
+    assert set(m["reco"]) == {"clue", "antikt", "seeded_cone", "clue_pf"}
+    assert 0.0 <= m["transformer"]["ditau_eff_rate_matched"] <= 1.0
     assert m["zerobias_events"] == 12 and m["signal_events"] == 8
     for name in ("efficiency_vs_vis_pt.png", "wp_scan.png"):
         assert os.path.exists(os.path.join(out, name))
