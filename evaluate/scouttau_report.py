@@ -14,6 +14,8 @@ import os
 from data.errors import UserError, cli
 
 METHODS = (("transformer", "ScoutTau transformer (CLUE)"), ("nnpuppitau", "NNPuppiTau-like"))
+OTHER_RUNS = (("puppi_inputs", "ScoutTau transformer, PUPPI inputs"),
+              ("pf_inputs", "ScoutTau transformer, PF inputs"))  # fmt: skip
 RECO = (("clue", "CLUE (PUPPI)"), ("antikt", "anti-kT R = 0.4 (PUPPI)"),
         ("seeded_cone", "seeded cone 0.4 (PUPPI)"), ("clue_pf", "CLUE (PF)"))  # fmt: skip
 
@@ -34,6 +36,15 @@ def _run(folder, stem):
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def _row(name, r):
+    return (
+        f"| {name} | **{r['ditau_eff_at_50khz']:.3f}** | {r['rate_khz']:.1f} | "
+        f"{_fmt(r.get('ditau_eff_rate_matched'))} | {r['eff_vis_pt_5_20']:.3f} | "
+        f"{_fmt(r.get('auc'), '.4f')} | {_fmt(r.get('charge_misid'))} | "
+        f"{_wp(r['working_point'])} |"
+    )
 
 
 def render(m, folder, notes=""):
@@ -59,17 +70,20 @@ def render(m, folder, notes=""):
             else "Working points chosen and measured on these events."
         ),
         "",
-        f"| method | di-tau eff. at {khz:g} kHz | test rate (kHz) | eff. vis. pT 5-20 GeV | "
-        "tau AUC | charge mis-ID | working point |",
-        "|---|---|---|---|---|---|---|",
+        f"| method | di-tau eff. at {khz:g} kHz | test rate (kHz) | eff. at exactly {khz:g} kHz "
+        "(cut re-chosen on the test zero bias) | eff. vis. pT 5-20 GeV | tau AUC | "
+        "charge mis-ID | working point |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    inputs = m.get("transformer_inputs", "puppi")
     for key, name in METHODS:
-        r = m[key]
-        lines.append(
-            f"| {name} | **{r['ditau_eff_at_50khz']:.3f}** | {r['rate_khz']:.1f} | "
-            f"{r['eff_vis_pt_5_20']:.3f} | {_fmt(r.get('auc'), '.4f')} | "
-            f"{_fmt(r.get('charge_misid'))} | {_wp(r['working_point'])} |"
-        )
+        label = f"{name}, {inputs.upper()} inputs" if key == "transformer" else name
+        lines.append(_row(label, m[key]))
+    for sub, name in OTHER_RUNS:
+        path = os.path.join(folder, sub, "metrics.json")
+        if os.path.exists(path) and not name.endswith(inputs.upper() + " inputs"):
+            with open(path) as f:
+                lines.append(_row(name, json.load(f)["transformer"]))
     lines += [
         "",
         f"Di-tau efficiency: events with two generated hadronic taus of visible pT > 5 GeV "

@@ -53,6 +53,12 @@ def test_evaluate_writes_the_named_metrics(trained, scouttau_file, zerobias_file
     assert m["zerobias_events"] == 12 and m["signal_events"] == 8
     for name in ("efficiency_vs_vis_pt.png", "wp_scan.png"):
         assert os.path.exists(os.path.join(out, name))
+    from evaluate import scouttau_report
+
+    card = os.path.join(out, "README.md")
+    scouttau_report.main(["--metrics", os.path.join(out, "metrics.json"), "--out", card])
+    text = open(card).read()
+    assert "NNPuppiTau-like" in text and "PUPPI inputs" in text and "CLUE (PF)" in text
 
 
 def test_fit_missing_data_exits_2(tmp_path, capsys):
