@@ -1,8 +1,9 @@
 """`python -m models.scouttau.fit`: train the ScoutTau transformer or the NNPuppiTau-like baseline.
 
 Both learn from the same `scouttau --process lowmass` events (light scalar -> tautau at 200
-pileup): the transformer from CLUE (or anti-kT) clusters of L1 PUPPI candidates, with the tau
-class, charge, pT and per-constituent pileup targets; the baseline from the seeded-cone taus
+pileup): the transformer from CLUE (or anti-kT) clusters of L1 PUPPI candidates (or, with
+`--inputs pf`, of L1 PF candidates: `scouttau_pf.keras`), with the tau class, charge, pT and
+per-constituent pileup targets; the baseline from the seeded-cone taus
 of `data.nnpuppitau`, tau class only. A candidate is a tau when a generated hadronic visible
 tau lies within DeltaR < 0.2. Tau and non-tau candidates get equal total weight. Events are
 split at random into training and validation (`--val-fraction`); test on other seeds.
@@ -10,6 +11,7 @@ split at random into training and validation (`--val-fraction`); test on other s
 Examples:
     python -m models.scouttau.fit                               # transformer, cpu preset
     python -m models.scouttau.fit --variant nnpuppitau
+    python -m models.scouttau.fit --inputs pf --negative-fraction 0.1   # the shipped model
     python -m models.scouttau.fit --data 'cache/scouttau/*.manifest.json' --max-minutes 60
 """
 
@@ -23,6 +25,13 @@ from data.generate.__main__ import cached
 
 VARIANTS = ("transformer", "nnpuppitau")
 MODEL_FILES = {"transformer": "scouttau.keras", "nnpuppitau": "nnpuppitau.keras"}
+
+
+def model_file(args):
+    """scouttau.keras (PUPPI inputs), scouttau_pf.keras (PF inputs) or nnpuppitau.keras."""
+    if args.variant == "transformer" and args.inputs == "pf":
+        return "scouttau_pf.keras"
+    return MODEL_FILES[args.variant]
 DEFAULT_EVENTS = 4000
 
 
@@ -211,7 +220,7 @@ def main_impl(args):
         f"validation",
         file=sys.stderr,
     )
-    stem = MODEL_FILES[args.variant][: -len(".keras")]
+    stem = model_file(args)[: -len(".keras")]
     run_config = {
         "args": vars(args),
         "config": config.to_dict(),
@@ -234,7 +243,7 @@ def main_impl(args):
         sample_weight=w,
         max_minutes=args.max_minutes,
     )
-    path = os.path.join(args.out, MODEL_FILES[args.variant])
+    path = os.path.join(args.out, model_file(args))
     model.save(path)
     print(f"saved {path}")
     return path

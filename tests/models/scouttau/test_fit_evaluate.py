@@ -61,6 +61,16 @@ def test_evaluate_writes_the_named_metrics(trained, scouttau_file, zerobias_file
     assert "NNPuppiTau-like" in text and "PUPPI inputs" in text and "CLUE (PF)" in text
 
 
+def test_pf_inputs_fit_names_its_model_and_evaluate_reads_them(scouttau_file, tmp_path):
+    out = str(tmp_path)
+    fit.main(["--preset", "tiny", "--data", scouttau_file, "--out", out, "--quiet", "--no-jit",
+              "--val-fraction", "0.3", "--inputs", "pf", "--negative-fraction", "0.5"])  # fmt: skip
+    model = os.path.join(out, "scouttau_pf.keras")
+    assert os.path.exists(model)
+    assert evaluate_scouttau._run_inputs(model) == "pf"
+    assert evaluate_scouttau._run_inputs(str(tmp_path / "other.keras")) == "puppi"
+
+
 def test_fit_missing_data_exits_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         fit.main(["--data", str(tmp_path / "missing.root"), "--out", str(tmp_path)])
@@ -68,7 +78,11 @@ def test_fit_missing_data_exits_2(tmp_path, capsys):
     assert "missing.root" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags", [["--epochs", "0"], ["--val-fraction", "1.5"]])
+@pytest.mark.parametrize(
+    "flags",
+    [["--epochs", "0"], ["--val-fraction", "1.5"], ["--negative-fraction", "0"],
+     ["--variant", "nnpuppitau", "--inputs", "pf"]],
+)  # fmt: skip
 def test_fit_bad_values_exit_2(flags, scouttau_file, tmp_path):
     with pytest.raises(SystemExit) as err:
         fit.main(flags + ["--data", scouttau_file, "--out", str(tmp_path), "--no-jit"])
