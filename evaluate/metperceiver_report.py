@@ -98,6 +98,11 @@ def render(metrics, folder, notes=""):
             f"(`python -m models.metperceiver.fit --variant {c['variant']} --data "
             f"{' '.join(rc['args']['data'] or [])}"
             + (f" --max-minutes {rc['args']['max_minutes']:g}" if rc["args"]["max_minutes"] else "")
+            + "".join(
+                f" --{flag.replace('_', '-')} {rc['args'][flag]}"
+                for flag in ("target", "learning_rate", "init_from")
+                if rc["args"].get(flag) is not None
+            )
             + "`)."
         )
     lines.append("")

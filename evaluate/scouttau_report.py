@@ -53,7 +53,8 @@ def render(m, folder, notes=""):
         "# ScoutTau: soft hadronic taus in the Level-1 scouting stream",
         "",
         "A small transformer (seed 001) identifies hadronic taus of 5-60 GeV among CLUE "
-        "clusters of Level-1 PUPPI candidates at 200 pileup, measures their charge, regresses "
+        f"clusters of Level-1 {m.get('transformer_inputs', 'puppi').upper()} candidates at 200 "
+        "pileup, measures their charge, regresses "
         "their pT and flags pileup constituents. It is compared with an NNPuppiTau-like "
         "baseline (seeded cone + TauNNId-like dense network) trained on the same events. "
         f"Working points maximise the di-tau efficiency at a {khz:g} kHz zero-bias rate.",
@@ -63,9 +64,12 @@ def render(m, folder, notes=""):
         f"{m['signal_events']} light-scalar -> tautau events and {m['zerobias_events']} "
         f"zero-bias events; rate = passing fraction x {m['zero_bias_khz']:,.0f} kHz. "
         + (
-            "Working points chosen on separate samples (`"
-            + "`, `".join(m["tune_inputs"]["input"] + m["tune_inputs"]["zerobias"])
-            + "`) and measured here."
+            "Working points chosen on separate samples ("
+            + ", ".join(
+                f"{len(v)} files in `{os.path.dirname(v[0]) or '.'}/`"
+                for v in m["tune_inputs"].values()
+            )
+            + ") and measured here."
             if m.get("tune_inputs")
             else "Working points chosen and measured on these events."
         ),
