@@ -64,3 +64,19 @@ def test_saved_met_models_load_and_rebuild_met(pu_file):
             reco = dm.met_of(d["cands"], d["mask"])
             norm = np.linalg.norm(reco, axis=1, keepdims=True)
             np.testing.assert_allclose(out["met"], reco + out["v"] * norm, rtol=1e-3, atol=0.05)
+
+
+def test_saved_scouttau_models_score_the_loaders_candidates(scouttau_file):
+    """The shipped ScoutTau models load in safe mode and score today's candidates: the
+    transformers on their inputs' CLUE clusters, the baseline on seeded-cone taus."""
+    from data import nnpuppitau, scouttau
+
+    for name, inputs in (("scouttau_pf", "pf"), ("scouttau", "puppi")):
+        model = _load(f"saved_models/scouttau/{name}.keras")
+        d = scouttau.load(scouttau_file, inputs=inputs)
+        out = model.predict({"constituents": d["constituents"], "mask": d["mask"]}, verbose=0)
+        assert out["tau_id"].shape == (len(d["cands"]["pt"]), 1)
+        assert all(np.isfinite(v).all() for v in out.values())
+    base = _load("saved_models/scouttau/nnpuppitau.keras")
+    taus = nnpuppitau.nnpuppitau_candidates(scouttau.read(scouttau_file))
+    assert np.isfinite(base.predict(taus["inputs"], verbose=0)).all()
