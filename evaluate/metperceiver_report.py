@@ -12,7 +12,8 @@ import argparse
 import json
 import os
 
-from data.errors import UserError, cli
+from data.errors import cli
+from evaluate import cards
 
 METHODS = (("perceiver", "MET Perceiver"), ("deepmet", "DeepMET-style"), ("puppi", "PUPPI MET"),
            ("pf", "PF MET"))  # fmt: skip
@@ -165,20 +166,8 @@ def main(argv=None):
     p.add_argument("--out", default="saved_models/metperceiver/README.md")
     p.add_argument("--notes", default=None, help="markdown appended to the card")
     args = p.parse_args(argv)
-    if not os.path.exists(args.metrics):
-        raise UserError(f"no such metrics file: {args.metrics}")
-    with open(args.metrics) as f:
-        metrics = json.load(f)
-    notes = ""
-    if args.notes:
-        if not os.path.exists(args.notes):
-            raise UserError(f"no such notes file: {args.notes}")
-        with open(args.notes) as f:
-            notes = f.read()
-    text = render(metrics, os.path.dirname(os.path.abspath(args.out)), notes)
-    with open(args.out, "w") as f:
-        f.write(text)
-    print(f"wrote {args.out}")
+    metrics, notes = cards.read_inputs(args.metrics, args.notes)
+    cards.write(render(metrics, os.path.dirname(os.path.abspath(args.out)), notes), args.out)
 
 
 if __name__ == "__main__":

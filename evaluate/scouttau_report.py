@@ -11,7 +11,8 @@ import argparse
 import json
 import os
 
-from data.errors import UserError, cli
+from data.errors import cli
+from evaluate import cards
 
 METHODS = (("transformer", "ScoutTau transformer (CLUE)"), ("nnpuppitau", "NNPuppiTau-like"))
 OTHER_RUNS = (("puppi_inputs", "ScoutTau transformer, PUPPI inputs"),
@@ -168,19 +169,8 @@ def parse_args(argv):
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    if not os.path.exists(args.metrics):
-        raise UserError(f"no such metrics file: {args.metrics}")
-    with open(args.metrics) as f:
-        metrics = json.load(f)
-    notes = ""
-    if args.notes:
-        if not os.path.exists(args.notes):
-            raise UserError(f"no such notes file: {args.notes}")
-        notes = open(args.notes).read()
-    text = render(metrics, os.path.dirname(args.metrics) or ".", notes)
-    with open(args.out, "w") as f:
-        f.write(text)
-    print(f"wrote {args.out}")
+    metrics, notes = cards.read_inputs(args.metrics, args.notes)
+    cards.write(render(metrics, os.path.dirname(args.metrics) or ".", notes), args.out)
 
 
 if __name__ == "__main__":
