@@ -161,6 +161,10 @@ def main_impl(args):
         )
     except ValueError as err:
         raise UserError(str(err)) from None
+    if not 0 < args.negative_fraction <= 1:  # checked before minutes of loading
+        raise UserError(f"--negative-fraction must be in (0, 1], got {args.negative_fraction}")
+    if not 0 < args.val_fraction < 1:
+        raise UserError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     if args.variant == "nnpuppitau" and args.inputs != "puppi":
         raise UserError("--inputs applies to the transformer; the baseline clusters PUPPI")
     if args.events is not None and args.events < 10:
@@ -183,8 +187,6 @@ def main_impl(args):
     data, x, y, is_tau, event = loader(files, args)
     n_events = int(data["n_events"])
     val = split_by_event(event, n_events, args.val_fraction, args.seed)
-    if not 0 < args.negative_fraction <= 1:
-        raise UserError(f"--negative-fraction must be in (0, 1], got {args.negative_fraction}")
     # training negatives dropped at random (validation keeps every candidate)
     keep = is_tau | (
         np.random.default_rng(args.seed + 1).random(len(is_tau)) < args.negative_fraction
