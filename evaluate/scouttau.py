@@ -90,15 +90,12 @@ def transformer_candidates(model, files, *, clustering, inputs, with_truth=True)
     else:
         out.update(score=np.zeros(0), charge=np.zeros(0), pt_reg=np.zeros(0))
     if with_truth:
-        out.update(
-            is_tau=d["is_tau"],
-            tau_charge=d["tau_charge"],
-            tau_vis_pt=d["tau_vis_pt"],
-            gen_taus=d["gen_taus"],
-            mask=d["mask"],
-            constituent_pu=d["constituent_pu"],
-        )
+        out.update(_truth(d), mask=d["mask"], constituent_pu=d["constituent_pu"])
     return out
+
+
+def _truth(d):
+    return {k: d[k] for k in ("is_tau", "tau_charge", "tau_vis_pt", "gen_taus")}
 
 
 def baseline_candidates(model, files, with_truth=True):
@@ -121,12 +118,7 @@ def baseline_candidates(model, files, with_truth=True):
         "n_events": len(arrays["PV_z"]),
     }
     if with_truth:
-        out.update(
-            is_tau=d["is_tau"],
-            tau_charge=d["tau_charge"],
-            tau_vis_pt=d["tau_vis_pt"],
-            gen_taus=d["gen_taus"],
-        )
+        out.update(_truth(d))
     return out
 
 
@@ -192,30 +184,32 @@ def _json_float(x):
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def reco_metrics(files, zb_files, algorithm, inputs="puppi"):
-    """No-ID candidates of one clustering: efficiency per visible-pT bin, fake candidates per
-    signal event, candidates per zero-bias event."""
-    from data import nnpuppitau, scouttau
+RECO_KEYS = {("clue", "puppi"): "clue", ("antikt", "puppi"): "antikt", ("clue", "pf"): "clue_pf"}
 
-    if algorithm == "seeded_cone":
-        arrays = scouttau.read(files)
-        sig = nnpuppitau.nnpuppitau_candidates(arrays)
-        zb_arrays = scouttau.read(zb_files, with_truth=False)
-        n_zb, zb_n = len(zb_arrays["PV_z"]), len(nnpuppitau.nnpuppitau_candidates(zb_arrays)["pt"])
-        taus, is_tau, n_ev = sig["gen_taus"], sig["is_tau"], len(arrays["PV_z"])
-    else:
-        sig = scouttau.load(files, clustering=algorithm, inputs=inputs)
-        zb = scouttau.load(zb_files, clustering=algorithm, with_truth=False, inputs=inputs)
-        n_zb, zb_n = zb["n_events"], len(zb["cands"]["pt"])
-        taus, is_tau, n_ev = sig["gen_taus"], sig["is_tau"], sig["n_events"]
+
+def reco_metrics(sig, zb):
+    """No-ID candidates of one clustering (signal and zero-bias candidate dicts with event,
+    n_events and, for the signal, is_tau and gen_taus): efficiency per visible-pT bin, fake
+    candidates per signal event, candidates per zero-bias event."""
+    taus = sig["gen_taus"]
     ok = np.asarray(taus["matched"]) >= 0
-    eff = sm.binned_fraction(taus, ok, PT_BINS)
     return {
-        "eff_vs_vis_pt": eff,
+        "eff_vs_vis_pt": sm.binned_fraction(taus, ok, PT_BINS),
         "eff_vis_pt_5_20": sm.binned_fraction(taus, ok, (5.0, 20.0))[0]["fraction"],
-        "fakes_per_event": float((~is_tau).sum()) / max(n_ev, 1),
-        "zerobias_cands_per_event": zb_n / max(n_zb, 1),
+        "fakes_per_event": float((~sig["is_tau"]).sum()) / max(sig["n_events"], 1),
+        "zerobias_cands_per_event": len(zb["event"]) / max(zb["n_events"], 1),
     }
+
+
+def clustered(files, clustering, inputs, with_truth=True):
+    """Unscored candidates of `data.scouttau.load` in the form `reco_metrics` takes."""
+    from data import scouttau
+
+    d = scouttau.load(files, clustering=clustering, inputs=inputs, with_truth=with_truth)
+    out = {"event": d["cands"]["event"], "n_events": d["n_events"]}
+    if with_truth:
+        out.update(_truth(d))
+    return out
 
 
 def regression_metrics(sig):
@@ -305,11 +299,15 @@ def main_impl(args):
         "baseline": baseline_path,
     }
     print("clustering without ID: CLUE, anti-kT, seeded cone, CLUE on PF", file=sys.stderr)
-    metrics["reco"] = {
-        a: reco_metrics(files["input"], files["zerobias"], a)
-        for a in ("clue", "antikt", "seeded_cone")
-    }
-    metrics["reco"]["clue_pf"] = reco_metrics(files["input"], files["zerobias"], "clue", "pf")
+    # the scored candidates serve again; only the other clusterings are read anew
+    metrics["reco"] = {"seeded_cone": reco_metrics(nn_sig, nn_zb)}
+    for (clustering, inp), key in RECO_KEYS.items():
+        if (clustering, inp) == (args.clustering, inputs):
+            metrics["reco"][key] = reco_metrics(tr_sig, tr_zb)
+        else:
+            sig = clustered(files["input"], clustering, inp)
+            zb = clustered(files["zerobias"], clustering, inp, with_truth=False)
+            metrics["reco"][key] = reco_metrics(sig, zb)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
