@@ -31,7 +31,7 @@ def pairwise_lv_features(fourvectors, metric="rapidity-phi", eps=1e-8):
     """ParT pair features [ln kT, ln z, ln dR, ln m^2] for all particle pairs.
 
     With y the rapidity 0.5 ln(1 + 2 pz / max(E - pz, 1e-20)) (or the polar angle theta for
-    `metric="theta-phi"`), dphi wrapped to [-pi, pi) and dR = sqrt(dy^2 + dphi^2):
+    `metric="theta-phi"`), dphi wrapped to [-pi, pi) and dR = sqrt(dy^2 + dphi^2) (0 for i = j):
     ln dR = ln max(dR, eps); ln kT = ln max(min(pTi, pTj) dR, eps);
     ln z = ln max(min(pTi, pTj) / max(pTi + pTj, eps), eps);
     ln m^2 = ln max(E_ij^2 - |p_ij|^2, eps) of the pair sum. Padded (all-zero) particles get
@@ -57,6 +57,11 @@ def pairwise_lv_features(fourvectors, metric="rapidity-phi", eps=1e-8):
     pi = ops.convert_to_tensor(math.pi, dtype)  # typed: a Python float becomes float32
     d_phi = ops.mod(phi[:, :, None] - phi[:, None, :] + pi, 2.0 * pi) - pi
     delta = ops.sqrt(d_angle * d_angle + d_phi * d_phi)  # (B, P, P)
+    # a particle's distance to itself is 0 exactly: a TensorFlow graph may compute the two
+    # broadcast copies of y and phi with differently fused float ops, and ln max(noise, eps)
+    # on the diagonal would then depend on the runtime (graph, XLA, ONNX Runtime)
+    idx = ops.arange(ops.shape(delta)[1])
+    delta = ops.where(idx[:, None] == idx[None, :], ops.zeros_like(delta), delta)
     ptmin = ops.minimum(pti, ptj)
     ln_delta = ops.log(ops.maximum(delta, eps_t))
     ln_kt = ops.log(ops.maximum(ptmin * delta, eps_t))
