@@ -191,7 +191,8 @@ def load(
           targets: tau_pt (N, 2) generated tau pT (reconstructed pT for fake candidates),
             m_tautau (N,);
           meta: legs (dict of (N, 2) arrays in the lab frame), met_x, met_y, met_cov (N, 2, 2),
-            channel, process, m_true, m_vis.
+            channel, process, m_true, m_vis, entry (the row of each event in the Events tree,
+            or in the files one after another).
     Raises:
         UserError: unknown channel, missing branch, empty selection, non-finite values.
     """
@@ -208,7 +209,9 @@ def load(
     a = {k: v[keep] for k, v in a.items()}
     legs = {k: v[keep] for k, v in legs.items()}
     truth = {k: (v[keep] if v is not None else None) for k, v in truth.items()}
-    return _build(a, legs, ch[keep], truth, max_products, max_jets)
+    d = _build(a, legs, ch[keep], truth, max_products, max_jets)
+    d["meta"]["entry"] = np.flatnonzero(keep) + (entries[0] if entries else 0)
+    return d
 
 
 def _read_truth(paths, mapping, entries=None):

@@ -113,7 +113,8 @@ def load(paths, *, mapping=None, drop_nonfinite=False, max_jets=MAX_JETS):
             files without generator truth;
           meta: lep_neg, lep_pos, b, bbar (N, 4) float64 (px, py, pz, E), met_x, met_y (N,),
             met_cov (N, 2, 2), b_pairing (N,) (0 = truth-matched b jets, 1 = two leading jets by
-            min m_lb), n_jets (N,), lepton_is_electron (N, 2) for (l-, l+); with truth also
+            min m_lb), n_jets (N,), lepton_is_electron (N, 2) for (l-, l+), entry (N,) the row in
+            the Events tree (or in the files one after another); with truth also
             top, antitop, nu, nubar (N, 4) and m_tt, pt_tt, y_tt (N,).
     Raises:
         UserError: missing file or branch, no usable event, non-finite values.
@@ -134,7 +135,9 @@ def load(paths, *, mapping=None, drop_nonfinite=False, max_jets=MAX_JETS):
         raise UserError(f"no event in {paths} has an opposite-charge lepton pair and two b jets")
     a = {k: v[ok] for k, v in a.items()}
     lep = {k: v[ok] for k, v in lep.items()}
-    return _build(a, lep, bidx[ok], a if has_truth else None, max_jets)
+    d = _build(a, lep, bidx[ok], a if has_truth else None, max_jets)
+    d["meta"]["entry"] = np.flatnonzero(ok)
+    return d
 
 
 def _has_truth(paths, mapping):

@@ -14,7 +14,7 @@ SHIPPED = {
 }
 
 
-@pytest.mark.onnx  # tf2onnx takes 15-100 s per model on 2 cores: its own CI step
+@pytest.mark.interop  # tf2onnx takes 15-100 s per model on 2 cores: its own CI step
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_onnx_matches_keras_with_padding(name, tmp_path):
     from models.training import load_trained
