@@ -38,10 +38,12 @@ def _probe(folder, target, flag):
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".write-probe-", dir=folder))
     except OSError as err:
-        raise UserError(f"cannot write {flag} {target}: {err.strerror or err}") from None
+        raise UserError(
+            f"cannot write {target} ({flag}): {folder} is not writable ({err.strerror or err})"
+        ) from None
 
 
-def writable_dir(path, flag="--out"):
+def writable_dir(path, flag="--out", *, _target=None):
     """Check that `path` is, or can be created as, a writable folder (nothing is created).
 
     Raises:
@@ -51,8 +53,8 @@ def writable_dir(path, flag="--out"):
         raise UserError(f"{flag} {path} is a file, not a folder")
     base = _nearest_existing(path)
     if not os.path.isdir(base):
-        raise UserError(f"cannot write {flag} {path}: {base} is a file, not a folder")
-    _probe(base, path, flag)
+        raise UserError(f"cannot write {_target or path} ({flag}): {base} is a file, not a folder")
+    _probe(base, _target or path, flag)
     return path
 
 
@@ -64,13 +66,15 @@ def writable_file(path, flag="--out", *, folder_must_exist=True):
             file, or the place cannot be written.
     """
     if os.path.isdir(path):
-        raise UserError(f"cannot write {flag} {path}: it is a folder")
+        raise UserError(f"cannot write {path} ({flag}): it is a folder")
     folder = os.path.dirname(os.path.abspath(path))
     if folder_must_exist and not os.path.isdir(folder):
-        raise UserError(f"cannot write {flag} {path}: folder {folder} does not exist")
-    writable_dir(folder, flag)
+        if os.path.exists(folder):
+            raise UserError(f"cannot write {path} ({flag}): {folder} is a file, not a folder")
+        raise UserError(f"cannot write {path} ({flag}): folder {folder} does not exist")
+    writable_dir(folder, flag, _target=path)
     if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise UserError(f"cannot write {flag} {path}: permission denied")
+        raise UserError(f"cannot write {path} ({flag}): permission denied")
     return path
 
 
@@ -199,9 +203,10 @@ def model_file(path, expected, flag="--model"):
     model, name, inputs = keras_file_model(path)
     if name is None or model in expected:
         return path
-    what = f"{'an' if (model or 'x')[0] in 'AEIOLMN' else 'a'} {model} model" if model else (
-        f"a Keras model named '{name}'"
-    )
+    if model:
+        what = f"{'an' if model[0] in 'AEILMN' else 'a'} {model} model"
+    else:
+        what = f"a Keras model named '{name}'"
     raise UserError(
         f"{path} holds {what} (inputs {', '.join(inputs) or 'none'}), not {' or '.join(expected)}"
     )
