@@ -258,8 +258,6 @@ def main_impl(args):
     baseline_path = args.baseline or os.path.join(
         os.path.dirname(args.model) or ".", "nnpuppitau.keras"
     )
-    model = load_trained(args.model, "ScoutTau")
-    baseline = load_trained(baseline_path, "NNPuppiTau")
     files = {k: io.expand_paths(getattr(args, k)) for k in ("input", "zerobias")}
     tune_files = None
     if args.tune_input:
@@ -267,6 +265,11 @@ def main_impl(args):
             "input": io.expand_paths(args.tune_input),
             "zerobias": io.expand_paths(args.tune_zerobias),
         }
+    for group in (files, tune_files or {}):
+        for path in {p for paths in group.values() for p in paths}:
+            io.num_entries(path)  # a missing or broken file is named before minutes of work
+    model = load_trained(args.model, "ScoutTau")
+    baseline = load_trained(baseline_path, "NNPuppiTau")
     print("scoring the transformer's candidates", file=sys.stderr)
     inputs = args.inputs or _run_inputs(args.model)
     how = {"clustering": args.clustering, "inputs": inputs}
