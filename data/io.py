@@ -4,6 +4,7 @@ Trees follow NanoAOD conventions: a flat `Events` tree, per-object collections `
 `Jet_eta`, ... with counters `nTau`, `nJet`, and event-level branches such as `MET_pt`.
 """
 
+import contextlib
 import os
 import uuid
 
@@ -59,14 +60,43 @@ def open_tree(path, *, tree=TREE):
     try:
         f = uproot.open(path)
     except Exception as err:  # uproot raises assorted errors for non-ROOT bytes
+        if _has_root_magic(path):
+            raise UserError(
+                f"cannot read {path}: truncated or corrupt ROOT file ({type(err).__name__})"
+            ) from None
         raise UserError(f"{path} is not a readable ROOT file ({type(err).__name__})") from None
-    if tree not in f:
-        found = ", ".join(sorted({k.split(";")[0] for k in f.keys()})) or "nothing"
-        raise UserError(f"{path} has no tree '{tree}' (it holds: {found})")
-    t = f[tree]
-    if t.num_entries == 0:
+    with _reading(path):
+        keys = f.keys()
+        if tree not in f:
+            found = ", ".join(sorted({k.split(";")[0] for k in keys})) or "nothing"
+            raise UserError(f"{path} has no tree '{tree}' (it holds: {found})")
+        t = f[tree]
+        n = t.num_entries
+    if n == 0:
         raise UserError(f"tree '{tree}' in {path} is empty")
     return t
+
+
+def _has_root_magic(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"root"
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _reading(path):
+    """Turn the assorted errors of uproot on a truncated or corrupt file (OSError, ValueError,
+    KeyError, DeserializationError, zlib / lz4 / zstd errors, ...) into one `UserError`."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as err:
+        raise UserError(
+            f"cannot read {path}: truncated or corrupt ROOT file ({type(err).__name__})"
+        ) from None
 
 
 def read_branches(paths, branches, *, tree=TREE, mapping=None, drop_nonfinite=False, entries=None):
@@ -96,12 +126,15 @@ def read_branches(paths, branches, *, tree=TREE, mapping=None, drop_nonfinite=Fa
     for path in paths:
         t = open_tree(path, tree=tree)
         names = {b: mapping.get(b, b) for b in branches}
-        missing = [f"{n}" for n in names.values() if n not in t.keys()]
+        with _reading(path):
+            keys = set(t.keys())
+        missing = [f"{n}" for n in names.values() if n not in keys]
         if missing:
             raise UserError(f"{path} lacks branch {', '.join(missing[:5])} in tree '{tree}'")
-        arrays = t.arrays(
-            list(set(names.values())), library="ak", entry_start=start, entry_stop=stop
-        )
+        with _reading(path):
+            arrays = t.arrays(
+                list(set(names.values())), library="ak", entry_start=start, entry_stop=stop
+            )
         parts.append({b: arrays[n] for b, n in names.items()})
     out = {
         b: ak.concatenate([p[b] for p in parts]) if len(parts) > 1 else parts[0][b]

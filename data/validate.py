@@ -17,7 +17,7 @@ import os
 import awkward as ak
 import numpy as np
 
-from data import io
+from data import checks, io
 from data.errors import UserError, cli
 from data.generate.tau_decays import HADRONIC, PDG_FRACTIONS, pdg_group
 
@@ -264,6 +264,7 @@ def print_summary(s):
 @cli
 def main(argv=None):
     args = parse_args(argv)
+    checks.writable_dir(args.out)
     summary = validate(args.files, args.out, drop_nonfinite=args.drop_nonfinite)
     print_summary(summary)
     print(f"wrote plots and summary.json to {args.out}")

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from data import checks
 from data.errors import UserError, cli
 
 QUANTITIES = ("top_pt", "top_y", "m_tt", "pt_tt")
@@ -43,10 +44,10 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def load_keras(path, shapes):
-    """Load a `.keras` file in safe mode and check its inputs against the loader's arrays."""
-    if not os.path.exists(path):
-        raise UserError(f"no such model file: {path}")
+def load_keras(path, shapes, expected=("L-GATr", "plain transformer")):
+    """Load a `.keras` file in safe mode and check its model and inputs against the loader's
+    arrays."""
+    checks.model_file(path, expected)
     import keras
 
     import models  # noqa: F401  registers the toolkit's layers
@@ -223,17 +224,18 @@ def main(argv=None):
     args = parse_args(argv)
     if args.batch_size <= 0:
         raise UserError(f"--batch-size must be positive, got {args.batch_size}")
-    for path in (args.model, args.plain):
-        if path is not None and not os.path.exists(path):
-            raise UserError(f"no such model file: {path}")
+    checks.model_file(args.model, "L-GATr")
+    if args.plain is not None:
+        checks.model_file(args.plain, "plain transformer", "--plain")
+    checks.writable_dir(args.out)
     d = load(args.input, drop_nonfinite=args.drop_nonfinite)
     if d["targets"] is None:
         raise UserError(f"{args.input[0]} has no generator truth (GenTop_*): cannot evaluate it")
     x = d["inputs"]
     shapes = {k: tuple(v.shape[1:]) for k, v in x.items()}
-    nets = {"lgatr": load_keras(args.model, shapes)}
+    nets = {"lgatr": load_keras(args.model, shapes, "L-GATr")}
     if args.plain:
-        nets["plain"] = load_keras(args.plain, shapes)
+        nets["plain"] = load_keras(args.plain, shapes, "plain transformer")
     tops, seconds = predict_models(nets, x, args.batch_size)
     tops["analytic"], sol, seconds["analytic"] = predict_analytic(
         d["meta"], args.rule, args.try_swap

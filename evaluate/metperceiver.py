@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 
+from data import checks
 from data.errors import UserError, cli
 
 DEFAULT_MODEL = "saved_models/metperceiver/metperceiver.keras"
@@ -118,18 +119,22 @@ def main(argv=None):
     args = parse_args(argv)
     if args.batch_size <= 0 or args.chunk_events <= 0:
         raise UserError("--batch-size and --chunk-events must be positive")
+    deepmet = args.deepmet
+    if deepmet is None and os.path.exists(DEFAULT_DEEPMET):
+        deepmet = DEFAULT_DEEPMET
+    checks.model_file(args.model, "MET Perceiver")
+    if deepmet and deepmet != "none":
+        checks.model_file(deepmet, "DeepMET", "--deepmet")
+    checks.writable_dir(args.out)
     from data import io
     from models.training import load_trained
 
     paths = io.expand_paths(args.input)
     import models as _models  # noqa: F401  registers the toolkit's classes
 
-    models = {"perceiver": load_trained(args.model)}
-    deepmet = args.deepmet
-    if deepmet is None and os.path.exists(DEFAULT_DEEPMET):
-        deepmet = DEFAULT_DEEPMET
+    models = {"perceiver": load_trained(args.model, "MET Perceiver")}
     if deepmet and deepmet != "none":
-        models["deepmet"] = load_trained(deepmet)
+        models["deepmet"] = load_trained(deepmet, "DeepMET")
     for m in models.values():
         _model_spec(m)
     preds, gen, npu = run(models, paths, args.chunk_events, args.batch_size, not args.quiet)

@@ -104,7 +104,7 @@ def render(metrics, folder, notes=""):
                 for flag in ("target", "learning_rate", "init_from")
                 if rc["args"].get(flag) is not None
             )
-            + "`)."
+            + f" --out {folder} --overwrite`)."
         )
     lines.append("")
     scaling = os.path.join(folder, "scaling", "metperceiver_scaling.json")

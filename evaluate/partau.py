@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from data import checks
 from data.errors import UserError, cli
 from evaluate import partau_metrics as pm
 
@@ -167,10 +168,14 @@ def write_predictions(path, data, predictions):
 @cli
 def main(argv=None):
     args = parse_args(argv)
+    checks.positive(args.batch_size, "--batch-size")
+    models = args.model or ["saved_models/partau/partau_multi.keras"]
+    for path in models:
+        checks.model_file(path, "ParTau")
+    checks.writable_dir(args.out)
     from data import io, partau
     from models.training import load_trained
 
-    models = args.model or ["saved_models/partau/partau_multi.keras"]
     paths = io.expand_paths(args.input)
     data = partau.load(paths, keep_leptonic=True)
     data["n_entries"] = sum(io.num_entries(p) for p in paths)
@@ -178,7 +183,7 @@ def main(argv=None):
     if len(set(names)) != len(names):
         raise UserError(f"two models share a name: {names}")
     for name, path in zip(names, models):
-        model = load_trained(path)
+        model = load_trained(path, "ParTau")
         raw = raw_outputs(model, data["inputs"], args.batch_size)
         predictions[name] = interpret(raw, data["jets"])
     predictions["hps"], jet_charge = hps_predictions(data)

@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 
+from data import checks
 from data.errors import UserError, cli
 from evaluate import scouttau_metrics as sm
 
@@ -257,7 +258,6 @@ def main_impl(args):
     baseline_path = args.baseline or os.path.join(
         os.path.dirname(args.model) or ".", "nnpuppitau.keras"
     )
-    model, baseline = load_trained(args.model), load_trained(baseline_path)
     files = {k: io.expand_paths(getattr(args, k)) for k in ("input", "zerobias")}
     tune_files = None
     if args.tune_input:
@@ -265,6 +265,11 @@ def main_impl(args):
             "input": io.expand_paths(args.tune_input),
             "zerobias": io.expand_paths(args.tune_zerobias),
         }
+    for group in (files, tune_files or {}):
+        for path in {p for paths in group.values() for p in paths}:
+            io.num_entries(path)  # a missing or broken file is named before minutes of work
+    model = load_trained(args.model, "ScoutTau")
+    baseline = load_trained(baseline_path, "NNPuppiTau")
     print("scoring the transformer's candidates", file=sys.stderr)
     inputs = args.inputs or _run_inputs(args.model)
     how = {"clustering": args.clustering, "inputs": inputs}
@@ -326,11 +331,25 @@ def main_impl(args):
     return metrics
 
 
+def check_args(args):
+    """Argument checks that need no data and no backend (run before any work)."""
+    if (args.tune_input is None) != (args.tune_zerobias is None):
+        raise UserError("give both --tune-input and --tune-zerobias, or neither")
+    if not args.target_khz > 0:
+        raise UserError(f"--target-khz must be positive, got {args.target_khz}")
+    checks.model_file(args.model, "ScoutTau")
+    if args.baseline is not None:
+        checks.model_file(args.baseline, "NNPuppiTau", "--baseline")
+    checks.writable_dir(args.out)
+
+
 @cli
 def main(argv=None):
+    args = parse_args(argv)
+    check_args(args)
     import models  # noqa: F401  registers the toolkit's classes
 
-    main_impl(parse_args(argv))
+    main_impl(args)
 
 
 if __name__ == "__main__":

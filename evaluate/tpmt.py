@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from data import checks
 from data.errors import UserError, cli
 
 METHODS = ("tpmt", "fastmtt", "collinear", "vis")
@@ -79,7 +80,7 @@ def load_tpmt(path):
     import models  # noqa: F401  registers the toolkit's layers
     from models.training import load_trained
 
-    return load_trained(path)
+    return load_trained(path, "TPMT")
 
 
 def predict_all(model, d, *, run_fastmtt=True, hypothesis="nominal"):
@@ -267,12 +268,14 @@ def hypothesis_scan(model, d, lo, hi, step):
 
 @cli
 def main(argv=None):
+    args = parse_args(argv)
+    checks.model_file(args.model, "TPMT")
+    checks.writable_dir(args.out)
     from data import io
     from data.ditau import load
     from evaluate import tpmt_report
     from models.tpmt.model import is_parametric
 
-    args = parse_args(argv)
     model = load_tpmt(args.model)
     if args.scan and not is_parametric(model):
         raise UserError(f"--scan needs a parametric TPMT; {args.model} takes no mass hypothesis")

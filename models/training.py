@@ -217,13 +217,23 @@ def fit(
     return history
 
 
-def load_trained(path):
+def load_trained(path, expected=None):
     """A trained `.keras` file loaded in safe mode, with one clear error for a missing, foreign
-    or corrupt file (what every fit `--init-from` and every `python -m evaluate.<model>` use)."""
+    or corrupt file (what every fit `--init-from` and every `python -m evaluate.<model>` use).
+
+    Args:
+        expected: None, or the model(s) the file must hold (`data.checks.MODEL_NAMES` values,
+            e.g. "TPMT"); a file of another model is named as such.
+    """
+    import models
+    from data import checks
     from data.errors import UserError
 
     if not os.path.exists(path):
         raise UserError(f"no such model file: {path}")
+    if expected is not None:
+        checks.model_file(path, expected)
+    models.register()  # `python -m models.<name>.fit` starts without (see models/__init__.py)
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as err:  # keras raises assorted errors for foreign/corrupt files

@@ -21,6 +21,7 @@ import multiprocessing as mp
 import os
 import sys
 
+from data import checks
 from data.errors import UserError, cli
 from data.generate.batches import run_job
 
@@ -36,7 +37,12 @@ def parse_args(argv):
         help="ditau: flat, h125, dy, ttbar or bsm350 (default h125); fcctau: ztautau or zqq "
         "(default ztautau); scouttau: lowmass or minbias (zero bias; default lowmass)",
     )
-    p.add_argument("--events", type=int, default=2000, help="selected events to write")
+    p.add_argument(
+        "--events",
+        type=int,
+        default=2000,
+        help=f"selected events to write (at most {checks.MAX_EVENTS:.0e})",
+    )
     p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same file)")
     p.add_argument(
         "--out", default=None, help="output ROOT file (default <process>.root, ttbar_dilepton.root)"
@@ -134,6 +140,11 @@ def _check(args):
             raise UserError(f"--minbias-seed must be non-negative, got {args.minbias_seed}")
     if args.events <= 0:
         raise UserError(f"--events must be positive, got {args.events}")
+    if args.events > checks.MAX_EVENTS:
+        raise UserError(
+            f"--events must be at most {checks.MAX_EVENTS:.0e} (about 10^4 CPU hours of "
+            f"generation), got {args.events}; split bigger requests by seed"
+        )
     if args.workers <= 0 or args.workers > (os.cpu_count() or 1) * 4:
         raise UserError(f"--workers must be between 1 and {(os.cpu_count() or 1) * 4}")
     if args.seed < 0:
@@ -145,20 +156,9 @@ def _check(args):
     if args.tau_decays > 1 and (args.sample != "ditau" or args.process == "ttbar"):
         raise UserError("--tau-decays applies to the ditau boson processes (not ttbar)")
     out = args.out or f"{args.process}.root"
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise UserError(f"cannot write {out}: folder {folder} does not exist or is not writable")
-    if os.path.isdir(out):
-        raise UserError(f"cannot write {out}: it is a folder")
-    # os.access says yes to root everywhere (e.g. /proc): probe by opening before generating
-    existed = os.path.exists(out)
-    try:
-        with open(out, "ab"):
-            pass
-    except OSError as err:
-        raise UserError(f"cannot write {out}: {err.strerror or err}") from None
-    if not existed:
-        os.remove(out)
+    checks.writable_file(out)
+    if args.sample in ("ttbar-pu", "scouttau") and args.pileup > 0:
+        checks.writable_dir(args.cache, "--cache")
     return out
 
 

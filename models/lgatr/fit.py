@@ -1,14 +1,16 @@
 """`python -m models.lgatr.fit`: train L-GATr (or the plain transformer) on dilepton ttbar.
 
 With no arguments: generate (or reuse) the default dilepton ttbar sample in cache/ttbar, train
-the `default` preset and write saved_models/lgatr/lgatr.keras; `--model plain` trains the plain
-transformer of about the same size into saved_models/lgatr/plain.keras. The harness outputs
-(run_config.json, history.csv, train_summary.json) go to saved_models/lgatr/<model>/.
+the `default` preset and write lgatr.keras into a new run folder runs/lgatr/fit-<time>/;
+`--model plain` trains the plain transformer of about the same size into plain.keras. The
+harness outputs (run_config.json, history.csv, train_summary.json) go to OUT/<model>/. A folder
+with a model card (saved_models/lgatr) is written only with `--overwrite`.
 
 Examples:
     python -m models.lgatr.fit
     python -m models.lgatr.fit --model plain
     python -m models.lgatr.fit --data my_ttbar.root --preset large --mass-weight 0.1
+    python -m models.lgatr.fit --out saved_models/lgatr --overwrite    # replace the shipped one
 """
 
 import argparse
@@ -19,6 +21,7 @@ import shlex
 import sys
 import time
 
+from data import checks
 from data.errors import UserError, cli
 from data.generate.__main__ import cached
 
@@ -43,7 +46,14 @@ def parse_args(argv):
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--mass-weight", type=float, default=None, help="weight of the m_tt loss term")
     p.add_argument("--seed", type=int, default=1, help="random seed (sample, split, weights)")
-    p.add_argument("--out", default="saved_models/lgatr", help="output folder")
+    p.add_argument(
+        "--out", default=None, help="output folder (default: a new runs/lgatr/fit-<time>)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="allow --out to be a folder with a model card (e.g. saved_models/lgatr)",
+    )
     p.add_argument("--cache", default="cache/ttbar", help="folder of generated samples")
     p.add_argument("--drop-nonfinite", action="store_true", help="drop events with NaN/inf")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
@@ -68,9 +78,9 @@ def make_config(args):
         )
     except ValueError as err:
         raise UserError(str(err)) from None
-    if config.epochs <= 0 or config.batch_size <= 0 or config.learning_rate <= 0:
+    if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
-    if config.mass_weight < 0:
+    if not config.mass_weight >= 0:
         raise UserError(f"--mass-weight must be non-negative, got {config.mass_weight}")
     return config
 
@@ -108,13 +118,10 @@ def compile_model(model, config):
 def main_impl(args, argv=None):
     from data.lgatr import load
     from models import training
-    from models.lgatr import build_model, build_plain_transformer
+    from models.lgatr.baseline_transformer import build_plain_transformer
+    from models.lgatr.model import build_model
 
     config = make_config(args)
-    if args.events is not None and args.events < 10:
-        raise UserError(f"--events must be at least 10, got {args.events}")
-    if args.data and args.events is not None:
-        raise UserError("--events applies to the generated default sample, not to --data")
     files = args.data or [
         cached(
             "ttbar_dilepton",
@@ -190,9 +197,17 @@ def main_impl(args, argv=None):
     return path
 
 
+def check_args(args):
+    """Argument checks that need no data and no backend (run before any work)."""
+    checks.fit_args(args)
+    checks.non_negative(args.mass_weight, "--mass-weight")
+    args.out = checks.fit_out_dir(args.out, "lgatr", args.overwrite)
+
+
 @cli
 def main(argv=None):
     args = parse_args(argv)
+    check_args(args)
     main_impl(args, argv)
 
 

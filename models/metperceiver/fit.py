@@ -1,6 +1,8 @@
 """`python -m models.metperceiver.fit`: train the MET Perceiver (or the DeepMET baseline) at PU200.
 
 With no `--data`: generate (or reuse) a default dileptonic ttbar PU200 sample in `--cache`.
+The model goes into a new run folder runs/metperceiver/fit-<time>/ unless `--out` says otherwise
+(a folder with a model card, such as saved_models/metperceiver, only with `--overwrite`).
 Events are streamed from the ROOT files in chunks (data/stream.py, ~250 kB per event at ~10k
 candidates), 10% of every chunk is held out for validation, and events are weighted to a flat
 generated-MET spectrum unless `--weighting none`.
@@ -16,11 +18,13 @@ import functools
 import os
 import sys
 
+from data import checks
 from data.errors import UserError, cli
 from data.generate.__main__ import cached
 
 DEFAULT_EVENTS = 2000
 VAL_FRACTION = 0.1
+INIT_MODELS = {"perceiver": "MET Perceiver", "deepmet": "DeepMET"}  # what --init-from may hold
 
 
 def parse_args(argv):
@@ -66,7 +70,14 @@ def parse_args(argv):
     p.add_argument("--no-jit", action="store_true", help="train without XLA (jit_compile)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", default="saved_models/metperceiver", help="output folder")
+    p.add_argument(
+        "--out", default=None, help="output folder (default: a new runs/metperceiver/fit-<time>)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="allow --out to be a folder with a model card (e.g. saved_models/metperceiver)",
+    )
     p.add_argument("--cache", default="cache/ttbarpu_default", help="default-sample folder")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     return p.parse_args(argv)
@@ -147,10 +158,8 @@ def main_impl(args):
         )
     except ValueError as err:
         raise UserError(str(err)) from None
-    if args.events is not None and args.events < 20:
-        raise UserError(f"--events must be at least 20, got {args.events}")
-    if args.chunk_events <= 0 or args.max_val_events <= 0:
-        raise UserError("--chunk-events and --max-val-events must be positive")
+    if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
+        raise UserError("--epochs, --batch-size and --learning-rate must be positive")
     if args.data:
         files = io.expand_paths(args.data)
     else:
@@ -198,7 +207,7 @@ def main_impl(args):
     )
     model = build_model(config)
     if args.init_from:
-        start = training.load_trained(args.init_from)
+        start = training.load_trained(args.init_from, INIT_MODELS[config.variant])
         try:
             model.set_weights(start.get_weights())
         except ValueError:
@@ -239,11 +248,23 @@ def main_impl(args):
     return path
 
 
+def check_args(args):
+    """Argument checks that need no data and no backend (run before any work)."""
+    checks.fit_args(args, min_events=20)
+    checks.positive(args.max_val_events, "--max-val-events")
+    if args.init_from:
+        checks.model_file(args.init_from, INIT_MODELS[args.variant], "--init-from")
+    args.out = checks.fit_out_dir(args.out, "metperceiver", args.overwrite)
+
+
 @cli
 def main(argv=None):
+    args = parse_args(argv)
+    check_args(args)
     import models  # noqa: F401  registers the toolkit's classes
 
-    main_impl(parse_args(argv))
+    models.register()
+    main_impl(args)
 
 
 if __name__ == "__main__":

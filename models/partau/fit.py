@@ -1,6 +1,8 @@
 """`python -m models.partau.fit`: train MultiParTau or a SingleParTau on FCC-ee jets.
 
-With no `--data`: generate (or reuse) default Z -> tautau and Z -> qq samples in `--cache`. Jets
+With no `--data`: generate (or reuse) default Z -> tautau and Z -> qq samples in `--cache`. The
+model goes into a new run folder runs/partau/fit-<time>/ unless `--out` says otherwise (a folder
+with a model card, such as saved_models/partau, only with `--overwrite`). Jets
 are split 70/10/20 by event (data/partau.py; the last 20% is left for testing), background jets
 are reweighted to the taus' (p, theta) spectrum with both classes of equal total weight.
 
@@ -15,6 +17,7 @@ import math
 import os
 import sys
 
+from data import checks
 from data.errors import UserError, cli
 from data.generate.__main__ import cached
 
@@ -55,7 +58,14 @@ def parse_args(argv):
     )
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", default="saved_models/partau", help="output folder")
+    p.add_argument(
+        "--out", default=None, help="output folder (default: a new runs/partau/fit-<time>)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="allow --out to be a folder with a model card (e.g. saved_models/partau)",
+    )
     p.add_argument("--cache", default="cache/fcctau", help="folder of generated samples")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     p.add_argument("--progress", action="store_true", help="a progress bar per epoch")
@@ -132,10 +142,8 @@ def main_impl(args):
         )
     except ValueError as err:
         raise UserError(str(err)) from None
-    if config.epochs <= 0 or config.batch_size <= 0 or config.learning_rate <= 0:
+    if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
-    if args.events is not None and args.events < 10:
-        raise UserError(f"--events must be at least 10, got {args.events}")
     if config.variant == "multi" and config.pcgrad and keras.backend.backend() != "tensorflow":
         raise UserError(
             f"PCGrad needs the TensorFlow backend; train with --no-pcgrad on "
@@ -212,11 +220,20 @@ def main_impl(args):
     return path
 
 
+def check_args(args):
+    """Argument checks that need no data and no backend (run before any work)."""
+    checks.fit_args(args)
+    args.out = checks.fit_out_dir(args.out, "partau", args.overwrite)
+
+
 @cli
 def main(argv=None):
+    args = parse_args(argv)
+    check_args(args)
     import models  # noqa: F401  registers the toolkit's classes
 
-    main_impl(parse_args(argv))
+    models.register()
+    main_impl(args)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ pileup): the transformer from CLUE (or anti-kT) clusters of L1 PUPPI candidates 
 per-constituent pileup targets; the baseline from the seeded-cone taus
 of `data.nnpuppitau`, tau class only. A candidate is a tau when a generated hadronic visible
 tau lies within DeltaR < 0.2. Tau and non-tau candidates get equal total weight. Events are
-split at random into training and validation (`--val-fraction`); test on other seeds.
+split at random into training and validation (`--val-fraction`); test on other seeds. The model
+goes into a new run folder runs/scouttau/fit-<time>/ unless `--out` says otherwise (a folder with
+a model card, such as saved_models/scouttau, only with `--overwrite`).
 
 Examples:
     python -m models.scouttau.fit                               # transformer, cpu preset
@@ -20,6 +22,7 @@ import math
 import os
 import sys
 
+from data import checks
 from data.errors import UserError, cli
 from data.generate.__main__ import cached
 
@@ -32,6 +35,8 @@ def model_file(args):
     if args.variant == "transformer" and args.inputs == "pf":
         return "scouttau_pf.keras"
     return MODEL_FILES[args.variant]
+
+
 DEFAULT_EVENTS = 4000
 
 
@@ -66,7 +71,14 @@ def parse_args(argv):
     p.add_argument("--no-jit", action="store_true", help="train without XLA (jit_compile)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", default="saved_models/scouttau", help="output folder")
+    p.add_argument(
+        "--out", default=None, help="output folder (default: a new runs/scouttau/fit-<time>)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="allow --out to be a folder with a model card (e.g. saved_models/scouttau)",
+    )
     p.add_argument("--cache", default="cache/scouttau", help="folder of generated samples")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     return p.parse_args(argv)
@@ -161,14 +173,8 @@ def main_impl(args):
         )
     except ValueError as err:
         raise UserError(str(err)) from None
-    if not 0 < args.negative_fraction <= 1:  # checked before minutes of loading
-        raise UserError(f"--negative-fraction must be in (0, 1], got {args.negative_fraction}")
-    if not 0 < args.val_fraction < 1:
-        raise UserError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
-    if args.variant == "nnpuppitau" and args.inputs != "puppi":
-        raise UserError("--inputs applies to the transformer; the baseline clusters PUPPI")
-    if args.events is not None and args.events < 10:
-        raise UserError(f"--events must be at least 10, got {args.events}")
+    if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
+        raise UserError("--epochs, --batch-size and --learning-rate must be positive")
     files = (
         io.expand_paths(args.data)
         if args.data
@@ -251,11 +257,26 @@ def main_impl(args):
     return path
 
 
+def check_args(args):
+    """Argument checks that need no data and no backend (run before any work)."""
+    checks.fit_args(args)
+    if not 0 < args.negative_fraction <= 1:
+        raise UserError(f"--negative-fraction must be in (0, 1], got {args.negative_fraction}")
+    if not 0 < args.val_fraction < 1:
+        raise UserError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    if args.variant == "nnpuppitau" and args.inputs != "puppi":
+        raise UserError("--inputs applies to the transformer; the baseline clusters PUPPI")
+    args.out = checks.fit_out_dir(args.out, "scouttau", args.overwrite)
+
+
 @cli
 def main(argv=None):
+    args = parse_args(argv)
+    check_args(args)
     import models  # noqa: F401  registers the toolkit's classes
 
-    main_impl(parse_args(argv))
+    models.register()
+    main_impl(args)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """`python -m models.tpmt.fit`: train the Tau Pair Mass Transformer.
 
 With no arguments: generate (or reuse) the default flat-mass sample, train the `cpu` preset and
-write saved_models/tpmt/tpmt.keras. `--data` takes files, globs and generation manifests; the
-training set is streamed from them in chunks (data/stream.py), so it may exceed memory.
+write tpmt.keras into a new run folder runs/tpmt/fit-<time>/ (`--out` to choose; a folder with a
+model card, such as saved_models/tpmt, is replaced only with `--overwrite`). `--data` takes
+files, globs and generation manifests; the training set is streamed from them in chunks
+(data/stream.py), so it may exceed memory.
 """
 
 import argparse
@@ -10,6 +12,7 @@ import functools
 import os
 import sys
 
+from data import checks
 from data.errors import UserError, cli
 from data.generate.__main__ import cached
 
@@ -21,6 +24,8 @@ STRATEGIES = {
 }
 # flat trainings are reweighted to a flat selected-mass spectrum over the generated range
 FLAT_WEIGHT_EDGES = tuple(range(30, 310, 10))
+# fewer usable events than this (after the selection) are refused, by the fit and the search
+MIN_TRAINING_EVENTS = 10
 DEFAULT_EVENTS = {"flat": 30000, "dy": 10000, "h125": 10000, "ttbar": 5000, "bsm350": 5000}
 
 
@@ -58,7 +63,14 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", default="saved_models/tpmt", help="output folder")
+    p.add_argument(
+        "--out", default=None, help="output folder (default: a new runs/tpmt/fit-<time>)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="allow --out to be a folder with a model card (e.g. saved_models/tpmt)",
+    )
     p.add_argument("--cache", default="cache/ditau", help="folder of generated samples")
     p.add_argument("--drop-nonfinite", action="store_true", help="drop events with NaN/inf")
     p.add_argument(
@@ -130,10 +142,8 @@ def main_impl(args):
         )
     except ValueError as err:
         raise UserError(str(err)) from None
-    if config.epochs <= 0 or config.batch_size <= 0 or config.learning_rate <= 0:
+    if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
-    if args.events is not None and args.events < 10:
-        raise UserError(f"--events must be at least 10, got {args.events}")
     from data import io, stream
 
     files = (
@@ -144,22 +154,17 @@ def main_impl(args):
             for p in STRATEGIES[args.strategy]
         ]
     )
-    if args.chunk_events <= 0:
-        raise UserError(f"--chunk-events must be positive, got {args.chunk_events}")
     chunks = stream.make_chunks(files, args.chunk_events)
     load_chunk = functools.partial(
         _load_chunk, channel=args.channel, drop_nonfinite=args.drop_nonfinite
     )
     training.set_seed(args.seed)
     scan = stream.scan(chunks, load_chunk, seed=args.seed, summary=lambda d: d[1][:, 2])
-    if scan.validation is None or sum(scan.counts) < 10:
-        raise UserError(f"only {sum(scan.counts)} usable training events in the files")
+    check_statistics(sum(scan.counts), 0 if scan.validation is None else len(scan.validation[1]))
     xv, yv = scan.validation
     weights = None
     if args.strategy == "flat" and not args.no_flat_weights:
         weights = training.FlatWeights(scan.summary, FLAT_WEIGHT_EDGES)
-    if not 0.0 <= args.hypothesis_true_fraction <= 1.0:
-        raise UserError("--hypothesis-true-fraction must be between 0 and 1")
     hypotheses = args.hypothesis_true_fraction if args.parametric else None
     transform = functools.partial(
         _augment, weights=weights, mirrored=not args.no_mirror, hypotheses=hypotheses
@@ -180,7 +185,7 @@ def main_impl(args):
         }
     val = (xv, yv) if weights is None else (xv, yv, weights(yv[:, 2]))
     if args.init_from:
-        model = compile_model(training.load_trained(args.init_from), config)
+        model = compile_model(training.load_trained(args.init_from, "TPMT"), config)
     else:
         stats = input_stats(scan.subset[0])
         if hypotheses is not None:
@@ -220,6 +225,16 @@ def main_impl(args):
     model.save(path)
     print(f"saved {path}")
     return path
+
+
+def check_statistics(n_train, n_val):
+    """The minimum statistics of a TPMT training (or search): 10 training events and 1
+    validation event."""
+    if n_train < MIN_TRAINING_EVENTS or n_val < 1:
+        raise UserError(
+            f"only {n_train} usable training and {n_val} validation events in the files (at "
+            f"least {MIN_TRAINING_EVENTS} and 1 needed)"
+        )
 
 
 def model_file(strategy):
@@ -290,11 +305,22 @@ def input_stats(x):
     }
 
 
+def check_args(args):
+    """Argument checks that need no data and no backend (run before any work)."""
+    if args.channel not in ("all", "tauh-tauh", "mu-tauh", "e-tauh"):
+        raise UserError(f"unknown channel '{args.channel}'")
+    checks.fit_args(args)
+    if not 0.0 <= args.hypothesis_true_fraction <= 1.0:
+        raise UserError("--hypothesis-true-fraction must be between 0 and 1")
+    if args.init_from:
+        checks.model_file(args.init_from, "TPMT", "--init-from")
+    args.out = checks.fit_out_dir(args.out, "tpmt", args.overwrite)
+
+
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    if args.channel not in ("all", "tauh-tauh", "mu-tauh", "e-tauh"):
-        raise UserError(f"unknown channel '{args.channel}'")
+    check_args(args)
     main_impl(args)
 
 

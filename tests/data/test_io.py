@@ -74,6 +74,20 @@ def test_non_root_file(tmp_path):
         io.open_tree(str(empty))
 
 
+@pytest.mark.parametrize("keep", [1000, 0.5])
+def test_truncated_file_is_named(tmp_path, keep):
+    """A copy cut short: its header (1000 bytes kept) or its baskets (half kept) are missing;
+    uproot's assorted errors become one UserError naming the file."""
+    whole = _write(tmp_path / "whole.root", _columns(n=5000, seed=2))
+    with open(whole, "rb") as f:
+        data = f.read()
+    path = tmp_path / "cut.root"
+    path.write_bytes(data[: keep if isinstance(keep, int) else int(keep * len(data))])
+    with pytest.raises(UserError) as err:
+        io.read_branches(str(path), ["MET_pt", "Tau_pt", "Tau_eta", "Tau_decayMode"])
+    assert str(err.value).startswith(f"cannot read {path}: truncated or corrupt ROOT file")
+
+
 def test_missing_tree(tmp_path):
     path = _write(tmp_path / "a.root", _columns())
     with pytest.raises(UserError, match=r"no tree 'Other' \(it holds: Events\)"):
