@@ -190,14 +190,11 @@ def parse_args(argv):
 @cli
 def main(argv=None):
     args = parse_args(argv)
+    from data import checks
+
     if not os.path.isfile(args.model):
         raise UserError(f"no such model file: {args.model}")
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if os.path.isdir(args.out):
-        raise UserError(f"--out {args.out} is a folder; give the .onnx file to write")
-    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-        raise UserError(f"cannot write --out {args.out}: {out_dir} is not a writable folder")
-
+    checks.writable_file(args.out)
     from models.training import load_trained
 
     model = load_trained(args.model)

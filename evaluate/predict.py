@@ -257,11 +257,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if os.path.isdir(args.out):
-        raise UserError(f"--out {args.out} is a folder; give the .root file to write")
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise UserError(f"cannot write --out {args.out}: {folder} is not a writable folder")
+    from data import checks
+
+    checks.writable_file(args.out)
+    checks.model_file(args.model, tuple(checks.MODEL_NAMES.values()))
     from data import io
     from models.training import load_trained
 

@@ -216,6 +216,8 @@ CLIS = [
     "data.validate",
     *(f"models.{m}.fit" for m in FITS),
     *(f"evaluate.{m}" for m in EVALUATE_MODELS),
+    "evaluate.export",
+    "evaluate.predict",
     "tuning.tpmt",
 ]
 
