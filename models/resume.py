@@ -62,12 +62,12 @@ def save_model(model, path):
             os.remove(tmp)
 
 
-def write_json(path, obj):
+def write_json(path, obj, indent=2):
     """Write JSON through a temporary file, fsync and rename."""
     tmp = _tmp_name(path, ".json")
     try:
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1, default=str)
+            json.dump(obj, f, indent=indent, default=str)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -212,7 +212,9 @@ def prepare(backup_dir, run_config, *, restart=False):
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise _user_error(damaged.format(type(err).__name__)) from None
     if state.get("version") != STATE_VERSION or missing:
-        raise _user_error(damaged.format("missing " + ", ".join(missing) or "old version"))
+        raise _user_error(
+            damaged.format(f"missing {', '.join(missing)}" if missing else "unknown format")
+        )
     diff = differences(saved, comparable(run_config))
     if diff:
         more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
@@ -220,7 +222,6 @@ def prepare(backup_dir, run_config, *, restart=False):
             f"{backup_dir} holds an unfinished run with other settings ({'; '.join(diff[:3])}"
             f"{more}): rerun its command to resume it, or add --restart to start afresh"
         )
-    state["dir"] = backup_dir
     return state
 
 
@@ -347,9 +348,6 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self._current_epoch = epoch + 1
         self._save_model()
 
-    def on_train_batch_end(self, batch, logs=None):
-        pass
-
     def _save_model(self):
         folder, tag = self.backup_dir, f"epoch{self._current_epoch:04d}"
         os.makedirs(folder, exist_ok=True)
@@ -389,7 +387,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             },
             "history": self.rows,
         }
-        write_json(os.path.join(folder, "state.json"), state)
+        write_json(os.path.join(folder, "state.json"), state, indent=None)
         for old in glob.glob(os.path.join(folder, "epoch*")):
             if not os.path.basename(old).startswith(tag + "."):
                 os.remove(old)
