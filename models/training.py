@@ -226,7 +226,8 @@ def fit(
     seed=None,
     restart=False,
 ):
-    """Train with the standard callbacks; writes `run_config.json` next to the model.
+    """Train with the standard callbacks; writes `run_config.json` next to the model when
+    the training succeeded.
 
     An unfinished run of the same configuration in `out_dir` (killed, interrupted) resumes
     from its last completed epoch and ends where an uninterrupted run would have
@@ -258,7 +259,6 @@ def fit(
 
     os.makedirs(out_dir, exist_ok=True)
     state = resume.prepare(os.path.join(out_dir, "backup"), run_config, restart=restart)
-    resume.write_json(os.path.join(out_dir, "run_config.json"), run_config)
     if state is not None:  # the epochs before the interruption, once each
         resume.write_history(os.path.join(out_dir, "history.csv"), state["history"])
     if not isinstance(train, keras.utils.PyDataset):
@@ -291,6 +291,9 @@ def fit(
     guard = next(c for c in cbs if isinstance(c, resume.NonFiniteGuard))
     if guard.bad is not None:
         raise _non_finite(guard, cbs, out_dir)
+    # written once the training succeeded, so it describes the model next to it (the
+    # backup keeps its own copy while a run is unfinished)
+    resume.write_json(os.path.join(out_dir, "run_config.json"), run_config)
     if state is not None:
         rows = state["history"]
         history.epoch = [r["epoch"] for r in rows] + history.epoch

@@ -186,6 +186,26 @@ def test_non_finite_loss_stops_with_a_user_error_and_keeps_the_good_model(tmp_pa
     assert (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size)
     keras.models.load_model(checkpoint, compile=False)  # still the good one
     assert not os.path.exists(os.path.join(out, "backup"))
+    assert not os.path.exists(os.path.join(out, "run_config.json"))  # describes good runs only
+
+
+class _Poison(keras.callbacks.Callback):
+    """Makes the weights NaN at the end of the 2nd epoch."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            self.model.set_weights([w * np.nan for w in self.model.get_weights()])
+
+
+def test_nan_in_the_middle_keeps_the_best_finite_epoch(tmp_path):
+    out = str(tmp_path / "run")
+    model = _model()
+    with pytest.raises(UserError, match=r"epoch 3: the loss is nan.*best finite epoch \(2\)"):
+        _fit(out, model=model, extra=[_Poison()])
+    assert all(np.isfinite(w).all() for w in model.get_weights())  # the best epoch's weights
+    good = keras.models.load_model(os.path.join(out, "checkpoint.keras"), compile=False)
+    for a, b in zip(good.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_save_model_is_atomic(tmp_path, monkeypatch):
