@@ -392,6 +392,10 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             if not os.path.basename(old).startswith(tag + "."):
                 os.remove(old)
 
+    def on_train_end(self, logs=None):
+        self.model._initial_epoch = None  # a later fit of the same model starts at 0
+        super().on_train_end(logs)
+
     def get_config(self):
         return {"backup_dir": self.backup_dir}
 

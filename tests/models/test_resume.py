@@ -151,6 +151,23 @@ def test_killed_fit_resumes_and_ends_like_an_uninterrupted_one(uninterrupted, tm
     assert not os.path.exists(os.path.join(out, "backup"))
 
 
+class _InterruptAtStop(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_training:  # early stopping decided, the backup knows it
+            raise KeyboardInterrupt
+
+
+def test_killed_after_early_stopping_decided_runs_no_more_epochs(uninterrupted, tmp_path):
+    _, weights, history = uninterrupted
+    out = str(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        _fit(out, extra=[_InterruptAtStop()])
+    model, resumed = _fit(out)
+    assert resumed.epoch == history.epoch
+    for a, b in zip(model.get_weights(), weights):  # the best epoch's, restored
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_rerun_with_other_settings_names_them_and_restart_starts_afresh(interrupted, tmp_path):
     out = _copy(interrupted, tmp_path)
     with pytest.raises(UserError, match=r"args\.seed: 1 -> 2.*--restart"):
