@@ -4,7 +4,6 @@ Every `models/<name>/fit.py` is a thin CLI over `fit`.
 """
 
 import datetime
-import json
 import os
 import time
 
@@ -119,12 +118,20 @@ def callbacks(
     log_root="runs",
     max_minutes=None,
     reduce_lr=True,
+    run_config=None,
+    resume_state=None,
+    data=None,
 ):
     """The standard callbacks (DESIGN.md convention 6), plus an optional `TimeBudget`.
 
     `reduce_lr=False` leaves out ReduceLROnPlateau, for optimizers whose learning rate is a
-    schedule (Keras cannot set the rate of a schedule).
+    schedule (Keras cannot set the rate of a schedule). The last two are a `NonFiniteGuard`
+    and the `RunBackup` (models/resume.py) that backs up every epoch in `<out_dir>/backup`
+    and, given `resume_state`, restores the interrupted run; `data` is the training
+    PyDataset whose epoch it sets.
     """
+    from models import resume
+
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     budget = [TimeBudget(max_minutes, monitor)] if max_minutes else []
     plateau = [
@@ -136,21 +143,70 @@ def callbacks(
             verbose=1,
         )
     ]
-    return budget + [
-        keras.callbacks.EarlyStopping(
-            monitor=monitor,
-            patience=config.early_stopping_patience,
-            restore_best_weights=True,
-            verbose=1,
-        ),
-        *(plateau if reduce_lr else []),
+    early = keras.callbacks.EarlyStopping(
+        monitor=monitor,
+        patience=config.early_stopping_patience,
+        restore_best_weights=True,
+        verbose=1,
+    )
+    checkpoint = resume.AtomicModelCheckpoint(
+        os.path.join(out_dir, "checkpoint.keras"), monitor=monitor, save_best_only=True
+    )
+    guard = resume.NonFiniteGuard(monitor)
+    tracked = budget + [early, *(plateau if reduce_lr else []), checkpoint]
+    return tracked + [
         keras.callbacks.TensorBoard(log_dir=os.path.join(log_root, model_name, stamp)),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(out_dir, "checkpoint.keras"), monitor=monitor, save_best_only=True
+        keras.callbacks.CSVLogger(
+            os.path.join(out_dir, "history.csv"), append=resume_state is not None
         ),
-        keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
-        keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv")),
+        guard,
+        resume.RunBackup(
+            os.path.join(out_dir, "backup"),
+            run_config=run_config,
+            state=resume_state,
+            tracked=tracked,
+            data=data,
+            guard=guard,
+        ),
     ]
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """In-memory training arrays as batches in a seeded order: epoch k's order depends only on
+    (seed, k), so a resumed run sees the batches that the uninterrupted one saw (Keras' own
+    shuffling continues one random stream over the epochs).
+
+    Args:
+        x, y: (nested dicts of) arrays with the events on axis 0.
+        sample_weight: optional (N,) weights.
+        batch_size: events per batch (the last batch takes the rest).
+        seed: fixes every epoch's order.
+    """
+
+    def __init__(self, x, y, sample_weight=None, *, batch_size, seed=0):
+        super().__init__()
+        self.x, self.y, self.w = x, y, sample_weight
+        first = y
+        while isinstance(first, dict):
+            first = next(iter(first.values()))
+        self.n, self.batch_size = len(first), int(batch_size)
+        self.seed, self.epoch, self._order = int(seed) & 0xFFFFFFFF, 0, (None, None)
+
+    def __len__(self):
+        return -(-self.n // self.batch_size)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if self._order[0] != self.epoch:
+            perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+            self._order = (self.epoch, perm)
+        idx = self._order[1][index * self.batch_size : (index + 1) * self.batch_size]
+        batch = (take(self.x, idx), take(self.y, idx))
+        return batch if self.w is None else batch + (np.asarray(self.w)[idx],)
 
 
 def fit(
@@ -167,13 +223,21 @@ def fit(
     sample_weight=None,
     max_minutes=None,
     reduce_lr=True,
+    seed=None,
+    restart=False,
 ):
-    """Train with the standard callbacks; writes `run_config.json` next to the model.
+    """Train with the standard callbacks; writes `run_config.json` next to the model when
+    the training succeeded.
+
+    An unfinished run of the same configuration in `out_dir` (killed, interrupted) resumes
+    from its last completed epoch and ends where an uninterrupted run would have
+    (models/resume.py); a backup of another configuration is a user error unless `restart`.
 
     Args:
         model: a compiled keras.Model.
         train: (inputs dict, targets) tuple, or a `keras.utils.PyDataset` of batches (a
-            streamed training set; batch size and weights come with its batches).
+            streamed training set; batch size and weights come with its batches; its `epoch`
+            attribute, if any, is set at every epoch begin).
         val: (inputs dict, targets) or (inputs, targets, weights) tuple.
         config: a model config with epochs, batch_size and the patience fields.
         model_name: used for the TensorBoard folder runs/<model_name>/<time>.
@@ -182,39 +246,80 @@ def fit(
         sample_weight: optional (N_train,) per-event weights.
         max_minutes: optional wall-time budget (`TimeBudget`).
         reduce_lr: include ReduceLROnPlateau (False for learning-rate schedules).
+        seed: fixes the order of the training arrays in every epoch (default: the run
+            config's args.seed, else 0).
+        restart: discard an unfinished run's backup and start afresh.
     Returns:
-        the keras History.
+        the keras History (of all epochs, those before an interruption included).
+    Raises:
+        UserError: a backup of another run or a damaged one; a loss, monitored value or
+            weights that became non-finite (the best finite epoch stays in checkpoint.keras).
     """
+    from models import resume
+
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "run_config.json"), "w") as f:
-        json.dump(run_config, f, indent=2, default=str)
-    common = dict(
+    state = resume.prepare(os.path.join(out_dir, "backup"), run_config, restart=restart)
+    if state is not None:  # the epochs before the interruption, once each
+        resume.write_history(os.path.join(out_dir, "history.csv"), state["history"])
+    if not isinstance(train, keras.utils.PyDataset):
+        if seed is None:
+            seed = (run_config.get("args") or {}).get("seed") or 0
+        train = ArrayBatches(
+            train[0], train[1], sample_weight, batch_size=config.batch_size, seed=seed
+        )
+    cbs = callbacks(
+        model_name,
+        out_dir,
+        config,
+        log_root=log_root,
+        max_minutes=max_minutes,
+        reduce_lr=reduce_lr,
+        run_config=run_config,
+        resume_state=state,
+        data=train,
+    )
+    # batches come in the dataset's own seeded order (streams also read their chunks in
+    # batch order: Keras' batch-order shuffling would make every batch load another chunk)
+    history = model.fit(
+        train,
+        shuffle=False,
         validation_data=val,
         epochs=config.epochs,
-        callbacks=callbacks(
-            model_name,
-            out_dir,
-            config,
-            log_root=log_root,
-            max_minutes=max_minutes,
-            reduce_lr=reduce_lr,
-        ),
+        callbacks=cbs,
         verbose=verbose,
     )
-    if isinstance(train, keras.utils.PyDataset):
-        # the dataset shuffles across files itself and reads its chunks in batch order;
-        # Keras' own batch-order shuffling would make every batch load a different chunk
-        history = model.fit(train, shuffle=False, **common)
-    else:
-        history = model.fit(
-            train[0],
-            train[1],
-            sample_weight=sample_weight,
-            batch_size=config.batch_size,
-            **common,
-        )
+    guard = next(c for c in cbs if isinstance(c, resume.NonFiniteGuard))
+    if guard.bad is not None:
+        raise _non_finite(guard, cbs, out_dir)
+    # written once the training succeeded, so it describes the model next to it (the
+    # backup keeps its own copy while a run is unfinished)
+    resume.write_json(os.path.join(out_dir, "run_config.json"), run_config)
+    if state is not None:
+        rows = state["history"]
+        history.epoch = [r["epoch"] for r in rows] + history.epoch
+        keys = set(history.history) | {k for r in rows for k in r if k != "epoch"}
+        history.history = {k: [r.get(k) for r in rows] + history.history.get(k, []) for k in keys}
     # BackupAndRestore keeps its folder only while a run is unfinished
     return history
+
+
+def _non_finite(guard, cbs, out_dir):
+    """The user error of a training that went non-finite (the best finite weights are back)."""
+    from data.errors import UserError
+
+    epoch, what = guard.bad
+    early = next(c for c in cbs if isinstance(c, keras.callbacks.EarlyStopping))
+    if early.best_epoch < epoch and early.best is not None and np.isfinite(early.best):
+        kept = (
+            f"the best finite epoch ({early.best_epoch + 1}) is in "
+            f"{os.path.join(out_dir, 'checkpoint.keras')}"
+        )
+    else:
+        kept = "no epoch ended with finite values"
+    return UserError(
+        f"training stopped in epoch {epoch + 1}: the {what} (lower --learning-rate, or look "
+        f"for NaN/inf in the inputs); {kept}; no model file was written"
+    )
 
 
 def load_trained(path, expected=None):
@@ -238,3 +343,11 @@ def load_trained(path, expected=None):
         return keras.models.load_model(path, safe_mode=True)
     except Exception as err:  # keras raises assorted errors for foreign/corrupt files
         raise UserError(f"cannot load {path} as a Keras model ({type(err).__name__})") from None
+
+
+def save_model(model, path):
+    """`model.save(path)` atomically: a temporary file in the same folder, then a rename, so a
+    kill never leaves a half-written `.keras` (nor destroys the previous one)."""
+    from models import resume
+
+    resume.save_model(model, path)

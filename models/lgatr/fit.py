@@ -57,6 +57,12 @@ def parse_args(argv):
     p.add_argument("--cache", default="cache/ttbar", help="folder of generated samples")
     p.add_argument("--drop-nonfinite", action="store_true", help="drop events with NaN/inf")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the backup of an interrupted run and start afresh (by default the same "
+        "command resumes it)",
+    )
     return p.parse_args(argv)
 
 
@@ -168,10 +174,12 @@ def main_impl(args, argv=None):
         out_dir=run_dir,
         run_config=run_config,
         verbose=0 if args.quiet else 2,
+        seed=args.seed,
+        restart=args.restart,
     )
     seconds = time.perf_counter() - start
     path = os.path.join(args.out, f"{args.model}.keras")
-    model.save(path)
+    training.save_model(model, path)  # atomic: never a half-written file
     # The final model holds the best weights (EarlyStopping restores them): drop the duplicate.
     checkpoint = os.path.join(run_dir, "checkpoint.keras")
     if os.path.exists(checkpoint):

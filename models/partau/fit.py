@@ -68,6 +68,12 @@ def parse_args(argv):
     )
     p.add_argument("--cache", default="cache/fcctau", help="folder of generated samples")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the backup of an interrupted run and start afresh (by default the same "
+        "command resumes it)",
+    )
     p.add_argument("--progress", action="store_true", help="a progress bar per epoch")
     return p.parse_args(argv)
 
@@ -210,12 +216,14 @@ def main_impl(args):
         out_dir=run_dir,
         run_config=run_config,
         verbose=0 if args.quiet else 1 if args.progress else 2,
+        seed=args.seed,
+        restart=args.restart,
         sample_weight=w_train,
         max_minutes=args.max_minutes,
         reduce_lr=config.schedule == "plateau",
     )
     path = os.path.join(args.out, model_file(config))
-    model.save(path)
+    training.save_model(model, path)  # atomic: never a half-written file
     print(f"saved {path}")
     return path
 

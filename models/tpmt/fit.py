@@ -108,6 +108,12 @@ def parse_args(argv):
         help="wall-time budget: stop after the epoch that exceeds it, keep the best weights",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the backup of an interrupted run and start afresh (by default the same "
+        "command resumes it)",
+    )
     return p.parse_args(argv)
 
 
@@ -219,10 +225,12 @@ def main_impl(args):
         out_dir=run_dir,
         run_config=run_config,
         verbose=0 if args.quiet else 2,
+        seed=args.seed,
+        restart=args.restart,
         max_minutes=args.max_minutes,
     )
     path = os.path.join(args.out, model_file(args.strategy))
-    model.save(path)
+    training.save_model(model, path)  # atomic: never a half-written file
     print(f"saved {path}")
     return path
 
