@@ -94,7 +94,9 @@ def lgatr_fom(pred, y):
 
 def partau_fom(pred, y):
     """pred / y dicts by task; tau_id logits (N, 2) and labels (N,), decay_mode (N, 6), -1 = no
-    tau."""
+    tau. A single-task model's array output is its one task of `y`."""
+    if not isinstance(pred, dict):
+        pred = {next(iter(y)): pred}
     out, fig = {}, None
     if "tau_id" in pred:
         z = np.asarray(pred["tau_id"], np.float64)
@@ -124,14 +126,28 @@ def metperceiver_fom(pred, y):
 
 
 def scouttau_fom(pred, y, fake_rate=0.01):
-    """pred / y dicts; tau_id logits and labels (N, 1)."""
-    score = np.asarray(pred["tau_id"], np.float64).reshape(-1)
-    label = np.asarray(y["tau_id"]).reshape(-1) > 0.5
+    """pred / y dicts with tau_id logits and labels (N, 1), or the arrays themselves (the
+    NNPuppiTau-like network)."""
+    score = np.asarray(pred["tau_id"] if isinstance(pred, dict) else pred, np.float64)
+    label = np.asarray(y["tau_id"] if isinstance(y, dict) else y).reshape(-1) > 0.5
+    score = score.reshape(-1)
     out = {"tau_id_auc": auc(score, label)}
     if label.any() and (~label).any():
         cut = np.quantile(score[~label], 1.0 - fake_rate)
         out["eff_at_1pct_fake"] = float((score[label] > cut).mean())
     return out, _roc(score, label)
+
+
+# validation events predicted again each epoch (the MET Perceiver's events are ~9k candidates)
+MAX_EVENTS = {"metperceiver": 2000}
+
+
+def key_for(model_name):
+    """The `FIGURES_OF_MERIT` key of a fit's model name (tpmt, lgatr_plain, partau_multi,
+    metperceiver_deepmet, scouttau_pf, nnpuppitau, ...), None if there is none."""
+    if model_name.startswith("nnpuppitau"):
+        return "scouttau"
+    return next((k for k in FIGURES_OF_MERIT if model_name.startswith(k)), None)
 
 
 FIGURES_OF_MERIT = {

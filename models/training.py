@@ -121,8 +121,11 @@ def callbacks(
     run_config=None,
     resume_state=None,
     data=None,
+    validation=None,
 ):
-    """The standard callbacks (DESIGN.md convention 6), plus an optional `TimeBudget`.
+    """The standard callbacks (DESIGN.md convention 6), plus an optional `TimeBudget`, and
+    given the `validation` (x, y, ...) data a `models.monitor.PhysicsMonitor` that logs the
+    model's physics figure of merit to the TensorBoard run (when the model has one).
 
     `reduce_lr=False` leaves out ReduceLROnPlateau, for optimizers whose learning rate is a
     schedule (Keras cannot set the rate of a schedule). The last two are a `NonFiniteGuard`
@@ -154,21 +157,40 @@ def callbacks(
     )
     guard = resume.NonFiniteGuard(monitor)
     tracked = budget + [early, *(plateau if reduce_lr else []), checkpoint]
-    return tracked + [
-        keras.callbacks.TensorBoard(log_dir=os.path.join(log_root, model_name, stamp)),
-        keras.callbacks.CSVLogger(
-            os.path.join(out_dir, "history.csv"), append=resume_state is not None
-        ),
-        guard,
-        resume.RunBackup(
-            os.path.join(out_dir, "backup"),
-            run_config=run_config,
-            state=resume_state,
-            tracked=tracked,
-            data=data,
-            guard=guard,
-        ),
-    ]
+    log_dir = os.path.join(log_root, model_name, stamp)
+    physics = []
+    key = monitor_key(model_name)
+    if validation is not None and key is not None:
+        from models.monitor import MAX_EVENTS, PhysicsMonitor
+
+        x, y = validation[0], validation[1]
+        physics = [PhysicsMonitor(key, x, y, log_dir, max_events=MAX_EVENTS.get(key, 10000))]
+    # the monitor runs first: its val_fom_* values reach CSVLogger and the backup's history
+    return (
+        physics
+        + tracked
+        + [
+            keras.callbacks.TensorBoard(log_dir=log_dir),
+            keras.callbacks.CSVLogger(
+                os.path.join(out_dir, "history.csv"), append=resume_state is not None
+            ),
+            guard,
+            resume.RunBackup(
+                os.path.join(out_dir, "backup"),
+                run_config=run_config,
+                state=resume_state,
+                tracked=tracked,
+                data=data,
+                guard=guard,
+            ),
+        ]
+    )
+
+
+def monitor_key(model_name):
+    from models.monitor import key_for
+
+    return key_for(model_name)
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -277,6 +299,7 @@ def fit(
         run_config=run_config,
         resume_state=state,
         data=train,
+        validation=val if isinstance(val, tuple) else None,
     )
     # batches come in the dataset's own seeded order (streams also read their chunks in
     # batch order: Keras' batch-order shuffling would make every batch load another chunk)

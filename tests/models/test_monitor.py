@@ -63,3 +63,41 @@ def test_monitor_logs_scalars_images_and_history(tmp_path):
     acc = EventAccumulator(os.path.dirname(events[0]), size_guidance={"tensors": 0}).Reload()
     tags = acc.Tags()["tensors"]
     assert {"m_response", "m_resolution", "learning_rate", "tpmt_validation"} <= set(tags)
+
+
+def test_fit_harness_logs_the_figure_of_merit(tmp_path):
+    import csv
+    from types import SimpleNamespace
+
+    from models import training
+
+    keras.utils.set_random_seed(1)
+    x = np.random.default_rng(1).normal(size=(80, 4)).astype("float32")
+    y = np.c_[np.full((80, 2), 30.0), 100 + 10 * x[:, :1]].astype("float32")
+    inp = keras.Input((4,), name="x")
+    model = keras.Model(inp, keras.layers.Dense(3)(inp))
+    model.compile("adam", "mse")
+    config = SimpleNamespace(
+        epochs=2,
+        batch_size=16,
+        reduce_lr_patience=2,
+        min_learning_rate=1e-6,
+        early_stopping_patience=3,
+    )
+    out, logs = tmp_path / "run", tmp_path / "logs"
+    training.fit(
+        model,
+        (x[:60], y[:60]),
+        (x[60:], y[60:]),
+        config,
+        model_name="tpmt",
+        out_dir=str(out),
+        run_config={"args": {"seed": 1}},
+        log_root=str(logs),
+        verbose=0,
+    )
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert len(rows) == 2 and "val_fom_m_resolution" in rows[0]
+    assert glob.glob(str(logs / "tpmt" / "*" / "physics" / "events.out.tfevents.*"))
+    assert training.monitor_key("nnpuppitau") == "scouttau"
+    assert training.monitor_key("lgatr_plain") == "lgatr" and training.monitor_key("x") is None
