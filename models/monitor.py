@@ -85,6 +85,7 @@ def tpmt_fom(pred, y):
 def lgatr_fom(pred, y):
     """pred {"tops": (N, 2, 4)}; y (N, 2, 4) generated top, antitop (px, py, pz, E)."""
     t = pred["tops"] if isinstance(pred, dict) else pred
+    y = np.asarray(y["tops"] if isinstance(y, dict) else y)
     pt_pred, pt_true = np.hypot(t[..., 0], t[..., 1]), np.hypot(y[..., 0], y[..., 1])
     rel = (pt_pred / np.maximum(pt_true, 1e-3)).ravel()
     med, half = _res(rel - 1.0)
