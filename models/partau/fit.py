@@ -136,10 +136,13 @@ def main_impl(args):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
     if args.events is not None and args.events < 10:
         raise UserError(f"--events must be at least 10, got {args.events}")
-    if config.variant == "multi" and config.pcgrad and keras.backend.backend() != "tensorflow":
+    from models.partau.pcgrad import PCGRAD_BACKENDS
+
+    backend = keras.backend.backend()
+    if config.variant == "multi" and config.pcgrad and backend not in PCGRAD_BACKENDS:
         raise UserError(
-            f"PCGrad needs the TensorFlow backend; train with --no-pcgrad on "
-            f"{keras.backend.backend()}"
+            f"PCGrad needs the TensorFlow, JAX or PyTorch backend; train with --no-pcgrad on "
+            f"{backend}"
         )
     files = (
         io.expand_paths(args.data)

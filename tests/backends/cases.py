@@ -206,10 +206,6 @@ def partau_multi_pcgrad(seed):
     return _partau(seed, variant="multi")
 
 
-def partau_multi(seed):
-    return _partau(seed, variant="multi", pcgrad=False)
-
-
 def partau_single(seed):
     return _partau(seed, variant="single", task="decay_mode")
 
@@ -262,7 +258,6 @@ CASES = {
         metperceiver_pool,
         deepmet,
         partau_multi_pcgrad,
-        partau_multi,
         partau_single,
         scouttau,
         nnpuppitau,

@@ -35,6 +35,11 @@ def _as_numpy(y):
     return {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in flatten_outputs(y).items()}
 
 
+def _predict(model, x):
+    """Outputs of one inference call (no `predict`: its jit compile would double the cost)."""
+    return _as_numpy(model(x, training=False))
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_build_train_save_load(name, tmp_path):
     keras.utils.set_random_seed(0)
@@ -46,12 +51,12 @@ def test_build_train_save_load(name, tmp_path):
     assert np.isfinite(history.history["loss"][-1]), history.history
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
 
-    want = _as_numpy(model.predict(x, verbose=0))
+    want = _predict(model, x)
     path = str(tmp_path / f"{name}.keras")
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
     assert type(loaded) is type(model)
-    got = _as_numpy(loaded.predict(x, verbose=0))
+    got = _predict(loaded, x)
     assert got.keys() == want.keys()
     for k in want:
         assert np.isfinite(want[k]).all(), k
@@ -69,7 +74,7 @@ def test_saved_model_predicts_as_on_tensorflow(path):
     x = {k[len("in/") :]: ref[k] for k in ref.files if k.startswith("in/")}
     want = {k[len("out/") :]: ref[k] for k in ref.files if k.startswith("out/")}
     model = keras.models.load_model(path, safe_mode=True)
-    got = _as_numpy(model.predict(model_inputs(model, x), verbose=0))
+    got = _predict(model, model_inputs(model, x))
     assert got.keys() == want.keys()
     for k in want:
         scale = 1.0 + np.abs(want[k]).max()
