@@ -343,7 +343,9 @@ class PCGradModel(keras.Model):
         and clip; all lists are ordered like `variables`."""
         protect = names.index(self.protected_task) if self.protected_task in names else None
         merged = pcgrad(task_grads, protect=protect, per_variable=self.per_variable)
-        merged = [ops.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(merged, variables)]
+        merged = [
+            ops.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(merged, variables)
+        ]
         if extra_grads is not None:
             merged = [g + r for g, r in zip(merged, extra_grads)]
         if self.clip_norm:
@@ -408,8 +410,14 @@ class PCGradModel(keras.Model):
             self._losses_override.clear()
             self._losses_override = losses
         total, (_, _, metrics_vars) = self.stateless_compute_loss(
-            trainable, non_trainable, metrics_vars, x=x, y=y, y_pred=y_pred,
-            sample_weight=sample_weight, training=True,
+            trainable,
+            non_trainable,
+            metrics_vars,
+            x=x,
+            y=y,
+            y_pred=y_pred,
+            sample_weight=sample_weight,
+            training=True,
         )
         if losses:
             self._losses_override.clear()
