@@ -25,6 +25,7 @@ from tests.backends.cases import CASES, N_EVENTS
 from tests.backends.fixtures.make_reference import (
     FIXTURES,
     ROOT,
+    file_digest,
     flatten_outputs,
     model_inputs,
 )
@@ -74,6 +75,10 @@ def test_saved_model_predicts_as_on_tensorflow(path):
         "tests.backends.fixtures.make_reference`"
     )
     ref = np.load(ref_path)
+    assert str(ref["sha256"]) == file_digest(path), (
+        f"{path} changed since its reference was written: rerun `KERAS_BACKEND=tensorflow "
+        "python -m tests.backends.fixtures.make_reference`"
+    )
     x = {k[len("in/") :]: ref[k] for k in ref.files if k.startswith("in/")}
     want = {k[len("out/") :]: ref[k] for k in ref.files if k.startswith("out/")}
     model = keras.models.load_model(path, safe_mode=True)
