@@ -5,12 +5,17 @@ that task's loss weight on, so the reference needs no backend-specific code; the
 pure `pcgrad` / `clip_by_global_norm` of keras.ops.
 """
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 
 from models.partau.losses import TASK_WEIGHTS, TASKS, task_losses
 from models.partau.pcgrad import PCGradModel, clip_by_global_norm, pcgrad
+from tests.backends.fixtures.make_reference import ROOT
 from tests.models.partau.test_losses_pcgrad import tiny_data, tiny_model
 
 pytestmark = pytest.mark.backends
@@ -62,3 +67,21 @@ def test_pcgrad_step_matches_the_merged_task_gradients(per_variable):
     logs = model.train_on_batch(x, no_taus, sample_weight=sw, return_dict=True)
     assert logs["charge_loss"] == logs["decay_mode_loss"] == logs["kinematics_loss"] == 0.0
     assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_fit_cli_pcgrad_needs_a_backend_with_autodiff():
+    """On a backend without gradients (numpy) the PCGrad fit stops with one line, status 2."""
+    pytest.importorskip("jax")  # Keras' numpy backend imports jax
+    res = subprocess.run(
+        [sys.executable, "-m", "models.partau.fit", "--data", "x.root"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "KERAS_BACKEND": "numpy"},
+    )
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "PCGrad needs the TensorFlow, JAX or PyTorch backend" in lines[0]
+    assert "--no-pcgrad on numpy" in lines[0]
