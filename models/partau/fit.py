@@ -150,10 +150,13 @@ def main_impl(args):
         raise UserError(str(err)) from None
     if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
-    if config.variant == "multi" and config.pcgrad and keras.backend.backend() != "tensorflow":
+    from models.partau.pcgrad import PCGRAD_BACKENDS
+
+    backend = keras.backend.backend()
+    if config.variant == "multi" and config.pcgrad and backend not in PCGRAD_BACKENDS:
         raise UserError(
-            f"PCGrad needs the TensorFlow backend; train with --no-pcgrad on "
-            f"{keras.backend.backend()}"
+            f"PCGrad needs the TensorFlow, JAX or PyTorch backend; train with --no-pcgrad on "
+            f"{backend}"
         )
     files = (
         io.expand_paths(args.data)

@@ -6,10 +6,15 @@
     model = PCGradModel(inputs=..., outputs={"tau_id": ..., ...}, pcgrad=True)
     model.compile(optimizer=..., loss=task_losses(), loss_weights=TASK_WEIGHTS, ...)
 
-whose TensorFlow `train_step` takes one gradient per compiled output loss, merges them with
+whose `train_step` takes one gradient per compiled output loss, merges them with
 PCGrad (the `protected_task`, kinematics in ParTau, is never projected), clips the merged
 gradient to `clip_norm` and applies it. Logs are the standard ones (`loss`, `<output>_loss`,
 compiled metrics); evaluation and prediction are the standard Keras steps.
+
+The per-task gradients need the backend's autodiff, so the training step has one short path per
+backend (TensorFlow: a persistent GradientTape; JAX: one `jax.vjp` of the stateless forward pass
+pulled back once per task; PyTorch: `torch.autograd.grad` per task on one graph). This module is
+the only place in `models/` that imports a backend, and only inside those steps.
 """
 
 import warnings
@@ -115,12 +120,15 @@ def clip_by_global_norm(grads, clip_norm):
     return [None if g is None else g * ops.cast(factor, g.dtype) for g in grads]
 
 
-def _require_tensorflow():
+PCGRAD_BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _require_pcgrad_backend():
     backend = keras.backend.backend()
-    if backend != "tensorflow":
+    if backend not in PCGRAD_BACKENDS:
         raise RuntimeError(
-            f"PCGrad needs the TensorFlow backend; train with --no-pcgrad on {backend} "
-            "(or build the model with pcgrad=False)"
+            f"PCGrad needs the TensorFlow, JAX or PyTorch backend, not {backend}; train with "
+            "--no-pcgrad (or build the model with pcgrad=False)"
         )
 
 
@@ -154,7 +162,7 @@ class PCGradModel(keras.Model):
 
     Args:
         *args, **kwargs: functional-model arguments (`inputs`, `outputs`, `name`, ...).
-        pcgrad: merge the task gradients with PCGrad (TensorFlow backend only). False trains
+        pcgrad: merge the task gradients with PCGrad (TensorFlow, JAX or PyTorch). False trains
             with the standard Keras `train_step` (clip there with the optimizer's clipnorm).
         protected_task: the output whose gradient is never projected (None: none). An output
             without a compiled loss is ignored.
@@ -241,13 +249,18 @@ class PCGradModel(keras.Model):
 
     def fit(self, *args, **kwargs):
         if self.pcgrad:
-            _require_tensorflow()
+            _require_pcgrad_backend()
         return super().fit(*args, **kwargs)
 
     def train_step(self, *args, **kwargs):
         if not self.pcgrad:
             return super().train_step(*args, **kwargs)
-        _require_tensorflow()
+        _require_pcgrad_backend()
+        backend = keras.backend.backend()
+        if backend == "jax":
+            return self._pcgrad_train_step_jax(*args, **kwargs)
+        if backend == "torch":
+            return self._pcgrad_train_step_torch(*args, **kwargs)
         return self._pcgrad_train_step(*args, **kwargs)
 
     def task_loss_values(self, y, y_pred, sample_weight=None):
@@ -321,4 +334,131 @@ class PCGradModel(keras.Model):
         batch = tf.shape(next(v for v in keras.tree.flatten(x) if v is not None))[0]
         loss_tracker = next(m for m in self.metrics if m.name == "loss")
         loss_tracker.update_state(total * replicas, sample_weight=batch)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    # ------------------------------------------------------------ shared by the steps
+
+    def _merge(self, names, task_grads, extra_grads, variables):
+        """PCGrad-merge per-task gradients, add the (never projected) regulariser gradients
+        and clip; all lists are ordered like `variables`."""
+        protect = names.index(self.protected_task) if self.protected_task in names else None
+        merged = pcgrad(task_grads, protect=protect, per_variable=self.per_variable)
+        merged = [
+            ops.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(merged, variables)
+        ]
+        if extra_grads is not None:
+            merged = [g + r for g, r in zip(merged, extra_grads)]
+        if self.clip_norm:
+            # Gradients are loss-scaled (mixed precision); clipping is homogeneous, so clip
+            # the scaled ones to clip_norm * scale.
+            scale = self.optimizer.scale_loss(ops.ones((), "float32"))
+            merged = clip_by_global_norm(merged, self.clip_norm * scale)
+        return merged
+
+    def _loss_tracker_metric(self):
+        tracker = getattr(self, "_loss_tracker", None)
+        return tracker if tracker is not None else next(m for m in self.metrics if m.name == "loss")
+
+    @staticmethod
+    def _batch_size(x):
+        return ops.shape(next(v for v in keras.tree.flatten(x) if v is not None))[0]
+
+    def _scaled_terms(self, y, y_pred, sample_weight, losses):
+        """(names, [scaled weighted task losses] + [scaled regularisation or 0])."""
+        terms = self.task_loss_values(y, y_pred, sample_weight)
+        extra = [ops.sum(ops.cast(v, "float32")) for v in losses]
+        extra = ops.sum(ops.stack(extra)) if extra else ops.zeros((), "float32")
+        scaled = [self.optimizer.scale_loss(w) for _, _, w in terms]
+        return [name for name, _, _ in terms], scaled + [self.optimizer.scale_loss(extra)]
+
+    # ------------------------------------------------------------ JAX
+
+    def _pcgrad_train_step_jax(self, state, data):
+        """The JAX step: stateless, `(state, data) -> (logs, state)` like keras' own."""
+        import jax
+        import jax.numpy as jnp
+
+        trainable, non_trainable, optimizer_vars, metrics_vars = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        opt_mapping = list(zip(self.optimizer.variables, optimizer_vars))
+        names = []
+
+        def forward(trainable_values):
+            y_pred, new_non_trainable, losses = self.stateless_call(
+                trainable_values, non_trainable, x, return_losses=True, training=True
+            )
+            with keras.StatelessScope(state_mapping=opt_mapping):
+                task_names, scaled = self._scaled_terms(y, y_pred, sample_weight, losses)
+            names[:] = task_names
+            return jnp.stack(scaled), (y_pred, new_non_trainable, losses)
+
+        values, pullback, (y_pred, non_trainable, losses) = jax.vjp(
+            forward, trainable, has_aux=True
+        )
+        n = values.shape[0]
+        grads = [list(pullback(jnp.eye(n, dtype=values.dtype)[i])[0]) for i in range(n)]
+        with keras.StatelessScope(state_mapping=opt_mapping):
+            extra = grads[-1] if losses else None
+            merged = self._merge(names, grads[:-1], extra, self.trainable_variables)
+        trainable_new, optimizer_vars = self.optimizer.stateless_apply(
+            optimizer_vars, merged, trainable
+        )
+
+        # Logs as the standard step: the compiled loss of this batch (before the update)
+        # updates the per-output loss trackers, then the total tracker and the metrics.
+        if losses:  # the forward pass's regularisers, for compute_loss (as keras' step)
+            self._losses_override.clear()
+            self._losses_override = losses
+        total, (_, _, metrics_vars) = self.stateless_compute_loss(
+            trainable,
+            non_trainable,
+            metrics_vars,
+            x=x,
+            y=y,
+            y_pred=y_pred,
+            sample_weight=sample_weight,
+            training=True,
+        )
+        if losses:
+            self._losses_override.clear()
+        mapping = list(zip(self.metrics_variables, metrics_vars))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            self._loss_tracker_metric().update_state(total, sample_weight=self._batch_size(x))
+            logs = self.compute_metrics(x, y, y_pred, sample_weight)
+        metrics_vars = [
+            v if scope.get_current_value(ref) is None else scope.get_current_value(ref)
+            for ref, v in mapping
+        ]
+        return logs, (trainable_new, non_trainable, optimizer_vars, metrics_vars)
+
+    # ------------------------------------------------------------ PyTorch
+
+    def _pcgrad_train_step_torch(self, data):
+        import torch
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=True)
+        self.zero_grad()
+        names, scaled = self._scaled_terms(y, y_pred, sample_weight, self.losses)
+        variables = self.trainable_variables
+        if variables:
+            params = [v.value for v in variables]
+
+            def grad(loss):
+                if not loss.requires_grad:  # e.g. no regulariser: a constant zero
+                    return [torch.zeros_like(p) for p in params]
+                g = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+                return [torch.zeros_like(p) if gi is None else gi for gi, p in zip(g, params)]
+
+            grads = [grad(s) for s in scaled]
+            extra = grads[-1] if self.losses else None
+            with torch.no_grad():
+                merged = self._merge(names, grads[:-1], extra, variables)
+                self.optimizer.apply(merged, variables)
+        else:
+            warnings.warn("The model does not have any trainable weights.", stacklevel=2)
+        with torch.no_grad():
+            y_pred = keras.tree.map_structure(lambda t: t.detach(), y_pred)
+            total = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+            self._loss_tracker_metric().update_state(total, sample_weight=self._batch_size(x))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
