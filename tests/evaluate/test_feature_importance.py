@@ -91,6 +91,7 @@ def test_table_from_hand_built_input():
     assert not (u["n_jets"] or u["dr_legs"] or u["m_collinear"] or u["leg2_n_products"])
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_cli_end_to_end(samples, tmp_path, capsys):
     h, z = samples
     out = str(tmp_path / "fi")

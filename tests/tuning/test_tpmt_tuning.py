@@ -2,6 +2,7 @@
 
 import keras_tuner
 import numpy as np
+import pytest
 
 from models.tpmt.config import get_config
 from tests.models.tpmt.test_tpmt import random_inputs
@@ -20,6 +21,7 @@ def test_hypermodel_maps_hyperparameters_onto_config():
     assert len([layer for layer in model.layers if layer.name.startswith("encoder_")]) == 1
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_random_search_runs_a_trial(tmp_path):
     x = random_inputs(n=32)
     y = np.abs(np.random.default_rng(0).normal(50, 10, (32, 3))).astype("float32")

@@ -35,6 +35,7 @@ def tiny_preset(monkeypatch):
     monkeypatch.setitem(lgatr_config.PRESETS, "tiny", TINY)
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_fit_then_evaluate(sample, tiny_preset, tmp_path):
     out = str(tmp_path / "models")
     fit.main(["--preset", "tiny", "--data", sample, "--out", out, "--quiet"])

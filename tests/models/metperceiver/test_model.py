@@ -123,6 +123,7 @@ def test_vector_loss_by_hand():
         VectorLoss("huber")
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_fit_and_evaluate_cli(pu_file, tmp_path):
     """Both fits and the evaluation through their CLI entry points (in-process: fast)."""
     from evaluate.metperceiver import main as evaluate_main

@@ -89,6 +89,7 @@ def _run(*args):
     )
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_fit_and_evaluate_cli(samples, tmp_path):
     """Both fits and the evaluation through their CLI entry points (in-process: no three
     TensorFlow start-ups; the fresh-process start is covered by the save/load tests)."""

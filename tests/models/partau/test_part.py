@@ -65,6 +65,7 @@ def test_fit_step_and_keras_round_trip(tmp_path):
     assert_keras_round_trip(model, x, tmp_path, atol=1e-5)
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_xla_fit_step_with_dropout(monkeypatch):
     import models.layers.dropout as dropout_module
 

@@ -22,6 +22,7 @@ def trained(scouttau_file, tmp_path_factory):
     return out
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_fit_writes_both_models_that_load_in_safe_mode(trained, scouttau_file):
     from data import scouttau
 

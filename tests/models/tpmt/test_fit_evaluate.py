@@ -22,6 +22,7 @@ def samples(tmp_path_factory):
     return train, test
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_fit_one_epoch_then_evaluate(samples, tmp_path):
     from evaluate.tpmt import main as evaluate_main
     from models.tpmt.fit import main as fit_main
@@ -74,6 +75,7 @@ def test_fit_one_epoch_then_evaluate(samples, tmp_path):
     assert os.path.exists(os.path.join(ev, "mass_h_vs_z.png"))
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_evaluate_three_column_saved_model(samples, tmp_path):
     """A model saved before the quantile head (3 output columns) evaluates, with NaN quantiles.
 

@@ -60,6 +60,7 @@ def sample(tmp_path_factory):
     return path
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_fit_and_scan_a_parametric_model(sample, tmp_path):
     from evaluate.tpmt import main as evaluate_main
     from models.tpmt.fit import main as fit_main

@@ -72,6 +72,7 @@ def test_chunks_split_and_counts(files):
     assert np.isfinite(w).all() and (w > 0).all()
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_same_seed_same_batches_and_a_new_order_each_epoch(files):
     paths, _ = files
     _, scan, a = _stream(paths, seed=4)
@@ -96,6 +97,7 @@ def test_same_seed_same_batches_and_a_new_order_each_epoch(files):
         assert seen == every
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_fit_from_file_list_and_glob(files, tmp_path):
     from models.tpmt.fit import main as fit_main
 
@@ -112,6 +114,7 @@ def test_fit_from_file_list_and_glob(files, tmp_path):
         assert run["training_events"] + run["validation_events"] == (160, 250)[i]
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_resonant_model_is_its_own_file_and_can_start_from_the_flat_one(files, tmp_path):
     from models.tpmt.fit import main as fit_main
 

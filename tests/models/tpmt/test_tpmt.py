@@ -199,6 +199,7 @@ def test_untrained_model_returns_reco_pt():
     np.testing.assert_allclose(y[:, :2], np.exp(x["legs"][..., 0]), rtol=1e-5)
 
 
+@pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_model_save_load_round_trip_fresh_process(tmp_path):
     model = compile_model(build_model(TINY, stats={"legs": ([0.5] * 12, [2.0] * 12)}), TINY)
     x = random_inputs()
