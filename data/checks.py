@@ -85,6 +85,18 @@ def holds_model_card(folder):
     return any(name.endswith(".keras") for name in os.listdir(folder))
 
 
+def add_out_arguments(parser, model):
+    """The `--out` and `--overwrite` options of a fit CLI (resolved by `fit_out_dir`)."""
+    parser.add_argument(
+        "--out", default=None, help=f"output folder (default: a new runs/{model}/fit-<time>)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"allow --out to be a folder with a model card (e.g. saved_models/{model})",
+    )
+
+
 def fit_out_dir(out, model, overwrite=False):
     """The output folder of a fit: `out`, or by default a new `runs/<model>/fit-<time>`.
 

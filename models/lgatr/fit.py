@@ -46,14 +46,7 @@ def parse_args(argv):
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--mass-weight", type=float, default=None, help="weight of the m_tt loss term")
     p.add_argument("--seed", type=int, default=1, help="random seed (sample, split, weights)")
-    p.add_argument(
-        "--out", default=None, help="output folder (default: a new runs/lgatr/fit-<time>)"
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="allow --out to be a folder with a model card (e.g. saved_models/lgatr)",
-    )
+    checks.add_out_arguments(p, "lgatr")
     p.add_argument("--cache", default="cache/ttbar", help="folder of generated samples")
     p.add_argument("--drop-nonfinite", action="store_true", help="drop events with NaN/inf")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")

@@ -70,14 +70,7 @@ def parse_args(argv):
     p.add_argument("--no-jit", action="store_true", help="train without XLA (jit_compile)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument(
-        "--out", default=None, help="output folder (default: a new runs/metperceiver/fit-<time>)"
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="allow --out to be a folder with a model card (e.g. saved_models/metperceiver)",
-    )
+    checks.add_out_arguments(p, "metperceiver")
     p.add_argument("--cache", default="cache/ttbarpu_default", help="default-sample folder")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     p.add_argument(

@@ -58,14 +58,7 @@ def parse_args(argv):
     )
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument(
-        "--out", default=None, help="output folder (default: a new runs/partau/fit-<time>)"
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="allow --out to be a folder with a model card (e.g. saved_models/partau)",
-    )
+    checks.add_out_arguments(p, "partau")
     p.add_argument("--cache", default="cache/fcctau", help="folder of generated samples")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     p.add_argument(

@@ -63,14 +63,7 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument(
-        "--out", default=None, help="output folder (default: a new runs/tpmt/fit-<time>)"
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="allow --out to be a folder with a model card (e.g. saved_models/tpmt)",
-    )
+    checks.add_out_arguments(p, "tpmt")
     p.add_argument("--cache", default="cache/ditau", help="folder of generated samples")
     p.add_argument("--drop-nonfinite", action="store_true", help="drop events with NaN/inf")
     p.add_argument(
