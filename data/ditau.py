@@ -59,16 +59,29 @@ MET_FEATURES = (
 )
 COLLINEAR_R_RANGE = (-3.0, 10.0)  # nu/visible ratios beyond this carry no extra information
 
-_LEP = ("pt", "eta", "phi", "mass", "charge", "genTauIdx")
-BRANCHES = (
+_LEP = ("pt", "eta", "phi", "mass", "charge")
+_PF = ("pt", "eta", "phi", "charge", "pdgId")
+# reconstructed objects: what inference needs on every schema
+RECO_BRANCHES = (
     [f"Tau_{f}" for f in (*_LEP, "decayMode")]
     + [f"Muon_{f}" for f in _LEP]
     + [f"Electron_{f}" for f in _LEP]
-    + [f"PFCand_{f}" for f in ("pt", "eta", "phi", "charge", "pdgId", "tauIdx")]
     + [f"Jet_{f}" for f in ("pt", "eta", "phi", "mass")]
     + ["MET_pt", "MET_phi", "MET_covXX", "MET_covXY", "MET_covYY"]
 )
+# tau decay products: the toolkit's own candidates point to their tau; PFNano's belong to jets
+PRODUCT_BRANCHES = {
+    "hepformers": [f"PFCand_{f}" for f in (*_PF, "tauIdx")],
+    "nanoaod": [],
+    "pfnano": [f"PFCands_{f}" for f in _PF]
+    + ["JetPFCands_jetIdx", "JetPFCands_pFCandsIdx", "Tau_jetIdx"],
+}
+BRANCHES = RECO_BRANCHES + PRODUCT_BRANCHES["hepformers"]  # the toolkit's own files
+# generator truth of the toolkit's files: targets and evaluation only
 TRUTH_BRANCHES = [
+    "Tau_genTauIdx",
+    "Muon_genTauIdx",
+    "Electron_genTauIdx",
     "GenTau_pt",
     "GenTau_eta",
     "GenTau_phi",
@@ -76,6 +89,10 @@ TRUTH_BRANCHES = [
     "GenDiTau_mass",
     "process",
 ]
+# HPS signal region of a tau (CMS, JINST 13 (2018) P10005): charged hadrons inside the cone
+# 3.0 GeV / pT clamped to [0.05, 0.1]; photons inside the largest dynamic strip (0.15 x 0.3).
+SIGNAL_CONE = (3.0, 0.05, 0.1)
+STRIP_MAX = (0.15, 0.3)
 
 
 def wrap(phi):
@@ -104,17 +121,18 @@ def _pad(arr, n, fill=0.0):
 def select_pairs(a):
     """Pick the leg pair per event. Returns dict of (N, 2) leg arrays and the channel (N,)."""
     n = len(a["MET_pt"])
-    tau = ak.zip({f: a[f"Tau_{f}"] for f in (*_LEP, "decayMode")})
+    tau = ak.zip({f: a[f"Tau_{f}"] for f in (*_LEP, "genTauIdx", "decayMode", "index")})
     tau = tau[ak.argsort(tau.pt, ascending=False)]
-    legs = {f: np.zeros((n, 2)) for f in (*_LEP, "kind", "decayMode", "tau_slot")}
+    fields = (*_LEP, "genTauIdx")
+    legs = {f: np.zeros((n, 2)) for f in (*fields, "kind", "decayMode", "tau_slot")}
     channel = np.full(n, -1)
     for code, lep_name, kind in ((1, "Muon", 3), (2, "Electron", 2)):
-        lep = ak.zip({f: a[f"{lep_name}_{f}"] for f in _LEP})
+        lep = ak.zip({f: a[f"{lep_name}_{f}"] for f in fields})
         lead = ak.firsts(lep[ak.argsort(lep.pt, ascending=False)])
         os_tau = ak.firsts(tau[tau.charge * ak.fill_none(lead.charge, 0) < 0])
-        idx = ak.firsts(ak.local_index(tau)[tau.charge * ak.fill_none(lead.charge, 0) < 0])
+        idx = os_tau.index
         ok = ak.to_numpy(~ak.is_none(lead) & ~ak.is_none(os_tau)) & (channel < 0)
-        for f in _LEP:
+        for f in fields:
             legs[f][ok, 0] = ak.to_numpy(ak.fill_none(lead[f], 0))[ok]
             legs[f][ok, 1] = ak.to_numpy(ak.fill_none(os_tau[f], 0))[ok]
         legs["kind"][ok] = [kind, 1]
@@ -128,15 +146,12 @@ def select_pairs(a):
     lead = ak.firsts(tau)
     os_tau = tau[tau.charge * ak.fill_none(lead.charge, 0) < 0]
     sub = ak.firsts(os_tau)
-    sub_idx = ak.firsts(ak.local_index(tau)[tau.charge * ak.fill_none(lead.charge, 0) < 0])
     ok = ak.to_numpy(~ak.is_none(lead) & ~ak.is_none(sub)) & (channel < 0)
     for s, obj in ((0, lead), (1, sub)):
-        for f in (*_LEP, "decayMode"):
+        for f in (*fields, "decayMode"):
             legs[f][ok, s] = ak.to_numpy(ak.fill_none(obj[f], 0))[ok]
+        legs["tau_slot"][ok, s] = ak.to_numpy(ak.fill_none(obj.index, 0))[ok]
     legs["kind"][ok] = 1
-    legs["tau_slot"][ok] = np.stack(
-        [np.zeros(ok.sum()), ak.to_numpy(ak.fill_none(sub_idx, 0))[ok]], 1
-    )
     channel[ok] = 0
     return legs, channel
 
@@ -171,17 +186,26 @@ def load(
     max_products=MAX_PRODUCTS,
     max_jets=MAX_JETS,
     entries=None,
+    schema="auto",
+    working_points=None,
+    require_truth=False,
 ):
     """Read di-tau events and build model inputs.
 
     Args:
         paths: ROOT file or list of files with an `Events` tree.
         channel: "all" or one of CHANNELS.
-        mapping: canonical branch name -> name in the file.
+        mapping: canonical branch name -> name in the file (on top of the schema).
         drop_nonfinite: drop events with NaN/inf instead of failing.
         max_products: tau_h decay products kept (pT-ordered, zero-padded).
         max_jets: leading jets kept (Delta R > 0.4 from both legs).
         entries: optional (start, stop) entry range of a single file (chunked reading).
+        schema: "auto", "hepformers", "nanoaod" or "pfnano" (data.schemas). On NanoAOD the
+            objects are identified with `working_points` first; NanoAOD has no PF candidates,
+            so `product_mask` is all False there.
+        working_points: data.schemas.WorkingPoints (default: medium tau / muon ID, WP90
+            electrons, tight jet ID).
+        require_truth: fail unless the files hold generator truth (training, evaluation).
     Returns:
         dict with
           inputs: legs (N, 2, len(LEG_FEATURES)), products (N, P, len(PRODUCT_FEATURES)),
@@ -189,38 +213,119 @@ def load(
             met (N, len(MET_FEATURES)), leg_kinematics (N, 2, 3) = (eta, phi, mass) of the legs
             in the rotated frame (phi of leg 1 = 0), for the in-graph collinear mass;
           targets: tau_pt (N, 2) generated tau pT (reconstructed pT for fake candidates),
-            m_tautau (N,);
+            m_tautau (N,); None for files without generator truth;
           meta: legs (dict of (N, 2) arrays in the lab frame), met_x, met_y, met_cov (N, 2, 2),
-            channel, process, m_true, m_vis, entry (the row of each event in the Events tree,
-            or in the files one after another).
+            channel, process (-1 without truth), m_true (None without truth), m_vis, schema,
+            entry (the row of each event in the Events tree, or in the files one after another).
     Raises:
-        UserError: unknown channel, missing branch, empty selection, non-finite values.
+        UserError: unknown channel or schema, missing branch, empty selection, non-finite values.
     """
     if channel != "all" and channel not in CHANNELS:
         raise UserError(f"unknown channel '{channel}' (choose all or {', '.join(CHANNELS)})")
-    a = io.read_branches(
-        paths, BRANCHES, mapping=mapping, drop_nonfinite=drop_nonfinite, entries=entries
+    a, schema, has_truth = _read(
+        paths, schema, mapping, drop_nonfinite, entries, working_points, require_truth
     )
-    truth = _read_truth(paths, mapping, entries)
     legs, ch = select_pairs(a)
     keep = ch >= 0 if channel == "all" else ch == CHANNELS[channel]
     if not keep.any():
         raise UserError(f"no event in {paths} has a {channel} pair")
     a = {k: v[keep] for k, v in a.items()}
     legs = {k: v[keep] for k, v in legs.items()}
-    truth = {k: (v[keep] if v is not None else None) for k, v in truth.items()}
+    if schema == "pfnano":
+        a.update(_pfnano_products(a, legs))
+    truth = {k: (a[k] if has_truth else None) for k in ("GenTau_pt", "GenDiTau_mass", "process")}
     d = _build(a, legs, ch[keep], truth, max_products, max_jets)
-    d["meta"]["entry"] = np.flatnonzero(keep) + (entries[0] if entries else 0)
+    d["meta"]["entry"] = ak.to_numpy(a["__entry__"])
+    d["meta"]["schema"] = schema
     return d
 
 
-def _read_truth(paths, mapping, entries=None):
-    """Generator truth if the files have it (own samples), else None (data or user files)."""
-    try:
-        t = io.read_branches(paths, TRUTH_BRANCHES, mapping=mapping, entries=entries)
-    except UserError:
-        return {"GenTau_pt": None, "GenDiTau_mass": None, "process": None}
-    return {k: t[k] for k in ("GenTau_pt", "GenDiTau_mass", "process")}
+def _read(paths, schema, mapping, drop_nonfinite, entries, working_points, require_truth):
+    """Branches of `schema` (own files: with truth when present), objects identified on NanoAOD.
+
+    Returns:
+        (dict of branches with `Tau_index`, `*_genTauIdx` (-1 without truth) and `__entry__`,
+        the resolved schema, whether truth was read).
+    """
+    from data import schemas
+
+    paths = io.expand_paths(paths)
+    mapping = mapping or {}
+    keys = schemas.keys_of(paths[0])
+    schema = schemas.resolve(schema, keys, paths[0])
+    wp = working_points or schemas.WorkingPoints()
+    needed = RECO_BRANCHES + PRODUCT_BRANCHES[schema]
+    if schema != "hepformers":
+        needed += schemas.id_branches(keys, wp, ("Tau", "Muon", "Electron", "Jet"))
+    schemas.require(paths[0], keys, [mapping.get(b, b) for b in needed], schema, "TPMT inputs")
+    has_truth = all(mapping.get(b, b) in keys for b in TRUTH_BRANCHES)
+    if require_truth and not has_truth:
+        schemas.require(
+            paths[0], keys, [mapping.get(b, b) for b in TRUTH_BRANCHES], schema,
+            "TPMT targets (generator truth; predict-only use: python -m evaluate.predict)",
+        )  # fmt: skip
+    a = io.read_branches(
+        paths,
+        needed + TRUTH_BRANCHES * has_truth,
+        mapping=mapping,
+        drop_nonfinite=drop_nonfinite,
+        entries=entries,
+        with_entry=True,
+    )
+    for name in ("Tau", "Muon", "Electron"):
+        if not has_truth:
+            a[f"{name}_genTauIdx"] = ak.values_astype(a[f"{name}_pt"] * 0 - 1, np.int64)
+    a["Tau_index"] = ak.local_index(a["Tau_pt"])
+    if schema != "hepformers":
+        a = _identify(a, keys, wp)
+    if schema == "nanoaod":  # no PF candidates: no product tokens
+        empty = a["Tau_pt"][:, :0]
+        a.update({f"PFCand_{f}": empty for f in (*_PF, "tauIdx")})
+    return a, schema, has_truth
+
+
+def _identify(a, keys, wp):
+    """NanoAOD objects that pass identification and the seed-000 kinematic selection; taus
+    away from the identified leptons (a lepton is also reconstructed as a tau)."""
+    from data import schemas
+
+    masks = schemas.object_masks(a, keys, wp, ("Tau", "Muon", "Electron", "Jet"))
+    for name in ("Muon", "Electron"):
+        masks[name] = masks[name] & (a[f"{name}_pt"] > schemas.LEG_MIN_PT)
+    a = schemas.filter_collections(a, masks)
+    tau_ok = ak.ones_like(a["Tau_pt"], dtype=bool)
+    for name in ("Muon", "Electron"):
+        deta = a["Tau_eta"][:, :, None] - a[f"{name}_eta"][:, None, :]
+        dphi = wrap_ak(a["Tau_phi"][:, :, None] - a[f"{name}_phi"][:, None, :])
+        near = ak.any(deta**2 + dphi**2 < schemas.LEPTON_TAU_MIN_DR**2, axis=2)
+        tau_ok = tau_ok & ~near
+    return schemas.filter_collections(a, {"Tau": tau_ok})
+
+
+def _pfnano_products(a, legs):
+    """PFNano candidates of each tau_h leg: those of the tau's jet (JetPFCands) inside its HPS
+    signal region, as `PFCand_*` branches with `PFCand_tauIdx` = the leg's tau index."""
+    slots = legs["tau_slot"].astype(np.int64)
+    jet_of_tau = a["Tau_jetIdx"]
+    parts = []
+    for s in (0, 1):
+        hadronic = legs["kind"][:, s] == 1
+        jet = ak.fill_none(ak.firsts(jet_of_tau[a["Tau_index"] == slots[:, s : s + 1]]), -1)
+        jet = np.where(hadronic, ak.to_numpy(jet), -1)
+        link = a["JetPFCands_jetIdx"] == jet[:, None]
+        idx = a["JetPFCands_pFCandsIdx"][link & (jet[:, None] >= 0)]
+        cand = ak.zip({f: a[f"PFCands_{f}"][idx] for f in _PF})
+        deta = cand.eta - legs["eta"][:, s : s + 1]
+        dphi = wrap_ak(cand.phi - legs["phi"][:, s : s + 1])
+        k, lo, hi = SIGNAL_CONE
+        cone = np.clip(k / np.maximum(legs["pt"][:, s : s + 1], 1e-3), lo, hi)
+        charged = (cand.charge != 0) & (deta**2 + dphi**2 < cone**2)
+        neutral = (cand.charge == 0) & (abs(deta) < STRIP_MAX[0]) & (abs(dphi) < STRIP_MAX[1])
+        cand = cand[charged | neutral]
+        leg = ak.values_astype(cand.pt * 0, np.int64) + slots[:, s : s + 1]
+        parts.append(ak.with_field(cand, leg, "tauIdx"))
+    pf = ak.concatenate(parts, axis=1)
+    return {f"PFCand_{f}": pf[f] for f in (*_PF, "tauIdx")}
 
 
 def _build(a, legs, channel, truth, max_products, max_jets):

@@ -99,7 +99,16 @@ def _reading(path):
         ) from None
 
 
-def read_branches(paths, branches, *, tree=TREE, mapping=None, drop_nonfinite=False, entries=None):
+def read_branches(
+    paths,
+    branches,
+    *,
+    tree=TREE,
+    mapping=None,
+    drop_nonfinite=False,
+    entries=None,
+    with_entry=False,
+):
     """Read branches from one or more ROOT files into awkward arrays, checking every value.
 
     Args:
@@ -110,6 +119,8 @@ def read_branches(paths, branches, *, tree=TREE, mapping=None, drop_nonfinite=Fa
             `{"MET_pt": "PuppiMET_pt"}`), so NanoAOD-style files with other names can be read.
         drop_nonfinite: drop events with NaN or inf in any branch instead of failing.
         entries: optional (start, stop) entry range, for a single path (chunked reading).
+        with_entry: add `__entry__`, each event's row in the tree (files one after another),
+            which stays aligned when events with NaN/inf are dropped.
     Returns:
         dict canonical name -> awkward array (flat or jagged), files concatenated.
     Raises:
@@ -140,6 +151,9 @@ def read_branches(paths, branches, *, tree=TREE, mapping=None, drop_nonfinite=Fa
         b: ak.concatenate([p[b] for p in parts]) if len(parts) > 1 else parts[0][b]
         for b in branches
     }
+    if with_entry:
+        n = len(out[branches[0]]) if branches else 0
+        out["__entry__"] = np.arange(n) + (start or 0)
     return _check_finite(out, paths, drop_nonfinite)
 
 

@@ -14,8 +14,6 @@ Leptons: the leading e or mu and the leading lepton of opposite charge (own file
 two). Events without such a pair or without valid b-candidate indices are dropped.
 """
 
-import os
-
 import awkward as ak
 import numpy as np
 
@@ -36,15 +34,23 @@ SCALAR_FEATURES = (
     "is_muon",
 )
 _LEP = ("pt", "eta", "phi", "mass", "charge")
-BRANCHES = (
+RECO_BRANCHES = (
     [f"Muon_{f}" for f in _LEP]
     + [f"Electron_{f}" for f in _LEP]
     + [f"Jet_{f}" for f in ("pt", "eta", "phi", "mass")]
-    + ["TTbar_bJetIdx", "TTbar_bbarJetIdx", "TTbar_bPairing"]
     + ["MET_pt", "MET_phi", "MET_covXX", "MET_covXY", "MET_covYY"]
 )
+# b candidates: the toolkit's files name them; on NanoAOD they come from the b-tag score
+B_CANDIDATE_BRANCHES = ["TTbar_bJetIdx", "TTbar_bbarJetIdx", "TTbar_bPairing"]
+BRANCHES = RECO_BRANCHES + B_CANDIDATE_BRANCHES  # the toolkit's own files
 TRUTH_COLLECTIONS = ("GenTop", "GenNu")
 TRUTH_BRANCHES = [f"{c}_{f}" for c in TRUTH_COLLECTIONS for f in ("pt", "eta", "phi", "mass")]
+# NanoAOD selection (CMS dilepton ttbar, as data/generate/ttbar_dilepton_reco.py): leptons
+# pT > 20 / 15 GeV, |eta| < 2.4; jets pT > 30 GeV, |eta| < 2.4, Delta R > 0.4 from the leptons
+# (NanoAOD clusters leptons into jets too); b and bbar = the two jets with the highest b-tag
+# score, at least one of them above the working point, assigned by the smallest m(l b) sum.
+LEPTON_MIN_PT, JET_MIN_PT, JET_ETA_MAX, JET_LEPTON_MIN_DR = (20.0, 15.0), 30.0, 2.4, 0.4
+B_PAIRING_BTAG = 2  # meta b_pairing of b candidates chosen by b-tag score
 
 
 def tokens(max_jets=MAX_JETS):
@@ -96,14 +102,27 @@ def select_leptons(a):
     return ok, out
 
 
-def load(paths, *, mapping=None, drop_nonfinite=False, max_jets=MAX_JETS):
+def load(
+    paths,
+    *,
+    mapping=None,
+    drop_nonfinite=False,
+    max_jets=MAX_JETS,
+    schema="auto",
+    working_points=None,
+    require_truth=False,
+):
     """Read dilepton ttbar events and build L-GATr inputs.
 
     Args:
         paths: ROOT file or list of files with an `Events` tree.
-        mapping: canonical branch name -> name in the file.
+        mapping: canonical branch name -> name in the file (on top of the schema).
         drop_nonfinite: drop events with NaN/inf instead of failing.
         max_jets: leading jets kept as tokens (pT-ordered, zero-padded).
+        schema: "auto", "hepformers", "nanoaod" or "pfnano" (data.schemas); on NanoAOD the
+            objects are identified with `working_points` and the b candidates are b-tagged.
+        working_points: data.schemas.WorkingPoints (lepton / jet ID, b-tag working point).
+        require_truth: fail unless the files hold generator truth (training, evaluation).
     Returns:
         dict with
           inputs: fourvectors (N, T, 4) float32 (px, py, pz, E) in GeV with T = 5 + max_jets in
@@ -113,43 +132,109 @@ def load(paths, *, mapping=None, drop_nonfinite=False, max_jets=MAX_JETS):
             files without generator truth;
           meta: lep_neg, lep_pos, b, bbar (N, 4) float64 (px, py, pz, E), met_x, met_y (N,),
             met_cov (N, 2, 2), b_pairing (N,) (0 = truth-matched b jets, 1 = two leading jets by
-            min m_lb), n_jets (N,), lepton_is_electron (N, 2) for (l-, l+), entry (N,) the row in
-            the Events tree (or in the files one after another); with truth also
-            top, antitop, nu, nubar (N, 4) and m_tt, pt_tt, y_tt (N,).
+            min m_lb, 2 = the two highest b-tag scores by min m_lb), n_jets (N,),
+            lepton_is_electron (N, 2) for (l-, l+), schema, entry (N,) the row in the Events tree
+            (or in the files one after another); with truth also top, antitop, nu, nubar (N, 4)
+            and m_tt, pt_tt, y_tt (N,).
     Raises:
         UserError: missing file or branch, no usable event, non-finite values.
     """
+    from data import schemas
+
     if max_jets < 0:
         raise UserError(f"max_jets must be non-negative, got {max_jets}")
-    has_truth = _has_truth(paths, mapping)
+    paths = io.expand_paths(paths)
+    mapping = mapping or {}
+    keys = schemas.keys_of(paths[0])
+    schema = schemas.resolve(schema, keys, paths[0])
+    wp = working_points or schemas.WorkingPoints()
+    own = schema == "hepformers"
+    needed = RECO_BRANCHES + (B_CANDIDATE_BRANCHES if own else [])
+    if not own:
+        needed += schemas.id_branches(keys, wp, ("Muon", "Electron", "Jet"))
+        btag, thresholds = schemas.btag_branch(paths[0], keys)
+        needed.append(btag)
+    schemas.require(paths[0], keys, [mapping.get(b, b) for b in needed], schema, "L-GATr inputs")
+    has_truth = all(mapping.get(b, b) in keys for b in TRUTH_BRANCHES)
+    if require_truth and not has_truth:
+        schemas.require(
+            paths[0], keys, [mapping.get(b, b) for b in TRUTH_BRANCHES], schema,
+            "L-GATr targets (generator truth; predict-only use: python -m evaluate.predict)",
+        )  # fmt: skip
     a = io.read_branches(
-        paths, BRANCHES + TRUTH_BRANCHES * has_truth, mapping=mapping, drop_nonfinite=drop_nonfinite
+        paths,
+        needed + TRUTH_BRANCHES * has_truth,
+        mapping=mapping,
+        drop_nonfinite=drop_nonfinite,
+        with_entry=True,
     )
+    if not own:
+        masks = schemas.object_masks(a, keys, wp, ("Muon", "Electron", "Jet"))
+        for name in ("Muon", "Electron"):
+            masks[name] = masks[name] & (a[f"{name}_pt"] > LEPTON_MIN_PT[1])
+        a = schemas.filter_collections(a, masks)
     ok, lep = select_leptons(a)
+    if own:
+        bidx = np.stack(
+            [ak.to_numpy(a[k]).astype(np.int64) for k in ("TTbar_bJetIdx", "TTbar_bbarJetIdx")], 1
+        )
+        pairing = ak.to_numpy(a["TTbar_bPairing"])
+    else:
+        ok &= lep["pt"].max(1) > LEPTON_MIN_PT[0]
+        a = _clean_jets(a, lep)
+        bidx = _btagged_pair(a, lep, btag, schemas.btag_threshold(wp.btag, thresholds))
+        pairing = np.full(len(bidx), B_PAIRING_BTAG)
     n_jet = ak.to_numpy(ak.num(a["Jet_pt"]))
-    bidx = np.stack(
-        [ak.to_numpy(a[k]).astype(np.int64) for k in ("TTbar_bJetIdx", "TTbar_bbarJetIdx")], 1
-    )
     ok &= np.all((bidx >= 0) & (bidx < n_jet[:, None]), 1) & (bidx[:, 0] != bidx[:, 1])
     if not ok.any():
         raise UserError(f"no event in {paths} has an opposite-charge lepton pair and two b jets")
     a = {k: v[ok] for k, v in a.items()}
     lep = {k: v[ok] for k, v in lep.items()}
-    d = _build(a, lep, bidx[ok], a if has_truth else None, max_jets)
-    d["meta"]["entry"] = np.flatnonzero(ok)
+    d = _build(a, lep, bidx[ok], a if has_truth else None, max_jets, pairing[ok])
+    d["meta"]["entry"] = ak.to_numpy(a["__entry__"])
+    d["meta"]["schema"] = schema
     return d
 
 
-def _has_truth(paths, mapping):
-    """Whether the (first) file has generator truth (own samples), not data or user files."""
-    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    if not paths:
-        return False  # read_branches names the problem
-    keys = io.open_tree(paths[0]).keys()
-    return all((mapping or {}).get(b, b) in keys for b in TRUTH_BRANCHES)
+def _clean_jets(a, lep):
+    """NanoAOD jets of the ttbar selection, away from the two selected leptons."""
+    from data import schemas
+
+    jet_ok = (a["Jet_pt"] > JET_MIN_PT) & (abs(a["Jet_eta"]) < JET_ETA_MAX)
+    for s in (0, 1):
+        deta = a["Jet_eta"] - lep["eta"][:, s : s + 1]
+        dphi = (a["Jet_phi"] - lep["phi"][:, s : s + 1] + np.pi) % (2 * np.pi) - np.pi
+        jet_ok = jet_ok & (deta**2 + dphi**2 > JET_LEPTON_MIN_DR**2)
+    return schemas.filter_collections(a, {"Jet": jet_ok})
 
 
-def _build(a, lep, bidx, truth, max_jets):
+def _btagged_pair(a, lep, btag, threshold):
+    """(N, 2) jet indices of (b, bbar): the two highest b-tag scores, at least one above
+    `threshold`, assigned by the smallest sum of m(l+ b) and m(l- bbar); -1 where none."""
+    n = len(a["Jet_pt"])
+    order = ak.argsort(a[btag], ascending=False)
+    top2 = ak.to_numpy(ak.fill_none(ak.pad_none(order, 2, clip=True), -1)).astype(np.int64)
+    best = ak.to_numpy(ak.fill_none(ak.max(a[btag], axis=1), -np.inf))
+    ok = (top2 >= 0).all(1) & (best > threshold)
+    jet = {f: _pad(a[f"Jet_{f}"], max(2, int(ak.max(ak.num(a["Jet_pt"]), initial=0)))) for f in
+           ("pt", "eta", "phi", "mass")}  # fmt: skip
+    rows = np.arange(n)[:, None]
+    safe = np.maximum(top2, 0)
+    jet_p4 = p4_from_ptetaphim(*(jet[f][rows, safe] for f in ("pt", "eta", "phi", "mass")))
+    lep_p4 = p4_from_ptetaphim(lep["pt"], lep["eta"], lep["phi"], lep["mass"])
+    tt = jet_p4[:, 0] + lep_p4[:, 1], jet_p4[:, 1] + lep_p4[:, 0]
+    sw = jet_p4[:, 1] + lep_p4[:, 1], jet_p4[:, 0] + lep_p4[:, 0]
+    straight = sum(_mass(p) for p in tt)
+    swapped = sum(_mass(p) for p in sw)
+    pair = np.where((straight <= swapped)[:, None], top2, top2[:, ::-1])
+    return np.where(ok[:, None], pair, -1)
+
+
+def _mass(p):
+    return np.sqrt(np.maximum(p[:, 3] ** 2 - (p[:, :3] ** 2).sum(1), 0.0))
+
+
+def _build(a, lep, bidx, truth, max_jets, pairing):
     n = len(bidx)
     jet = {f: a[f"Jet_{f}"] for f in ("pt", "eta", "phi", "mass")}
     width = max(max_jets, int(ak.max(ak.num(jet["pt"]))))
@@ -194,7 +279,7 @@ def _build(a, lep, bidx, truth, max_jets):
         "met_x": met_x,
         "met_y": met_y,
         "met_cov": cov,
-        "b_pairing": ak.to_numpy(a["TTbar_bPairing"]),
+        "b_pairing": pairing,
         "n_jets": jmask.sum(1),
         "lepton_is_electron": lep["is_electron"] > 0.5,
     }

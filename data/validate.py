@@ -52,6 +52,9 @@ def parse_args(argv):
         action="store_true",
         help="drop events with NaN or inf values instead of failing",
     )
+    from data import schemas
+
+    schemas.add_arguments(p, mapping=False)
     return p.parse_args(argv)
 
 
@@ -265,6 +268,9 @@ def print_summary(s):
 def main(argv=None):
     args = parse_args(argv)
     checks.writable_dir(args.out)
+    from data import schemas
+
+    schemas.check_own_inputs(args.schema, "data.validate (generator-level checks)", args.files)
     summary = validate(args.files, args.out, drop_nonfinite=args.drop_nonfinite)
     print_summary(summary)
     print(f"wrote plots and summary.json to {args.out}")

@@ -41,6 +41,9 @@ def parse_args(argv):
     p.add_argument("--try-swap", action="store_true", help="analytic: also try b <-> bbar")
     p.add_argument("--drop-nonfinite", action="store_true", help="drop events with NaN/inf")
     p.add_argument("--batch-size", type=int, default=1024, help="prediction batch size")
+    from data import schemas
+
+    schemas.add_arguments(p, working_points=True)
     return p.parse_args(argv)
 
 
@@ -228,7 +231,10 @@ def main(argv=None):
     if args.plain is not None:
         checks.model_file(args.plain, "plain transformer", "--plain")
     checks.writable_dir(args.out)
-    d = load(args.input, drop_nonfinite=args.drop_nonfinite)
+    from data import schemas
+
+    reading = schemas.reading_options(args)
+    d = load(args.input, drop_nonfinite=args.drop_nonfinite, require_truth=True, **reading)
     if d["targets"] is None:
         raise UserError(f"{args.input[0]} has no generator truth (GenTop_*): cannot evaluate it")
     x = d["inputs"]

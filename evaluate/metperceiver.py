@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from data import checks
+from data import checks, schemas
 from data.errors import UserError, cli
 
 DEFAULT_MODEL = "saved_models/metperceiver/metperceiver.keras"
@@ -41,6 +41,7 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--chunk-events", type=int, default=2000, help="events read at a time")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    schemas.add_arguments(p, mapping=False)
     return p.parse_args(argv)
 
 
@@ -130,6 +131,7 @@ def main(argv=None):
     from models.training import load_trained
 
     paths = io.expand_paths(args.input)
+    schemas.only_own_files(args.schema, "the MET Perceiver", paths[0])
     import models as _models  # noqa: F401  registers the toolkit's classes
 
     models = {"perceiver": load_trained(args.model, "MET Perceiver")}

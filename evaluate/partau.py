@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from data import checks
+from data import checks, schemas
 from data.errors import UserError, cli
 from evaluate import partau_metrics as pm
 
@@ -39,6 +39,7 @@ def parse_args(argv):
     p.add_argument("--input", nargs="+", required=True, help="ROOT files with generator truth")
     p.add_argument("--out", default="evaluation/partau")
     p.add_argument("--batch-size", type=int, default=2048)
+    schemas.add_arguments(p, mapping=False)
     return p.parse_args(argv)
 
 
@@ -177,6 +178,7 @@ def main(argv=None):
     from models.training import load_trained
 
     paths = io.expand_paths(args.input)
+    schemas.only_own_files(args.schema, "ParTau", paths[0])
     data = partau.load(paths, keep_leptonic=True)
     data["n_entries"] = sum(io.num_entries(p) for p in paths)
     predictions, names = {}, [method_name(m) for m in models]

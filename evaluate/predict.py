@@ -42,6 +42,9 @@ def parse_args(argv):
     p.add_argument("--input", nargs="+", required=True, help="ROOT files with an Events tree")
     p.add_argument("--out", required=True, help="the friend-tree .root file to write")
     p.add_argument("--batch-size", type=int, default=1024)
+    from data import schemas
+
+    schemas.add_arguments(p, working_points=True)
     return p.parse_args(argv)
 
 
@@ -78,7 +81,7 @@ def _chunks(n, step):
     return [(s, min(s + step, n)) for s in range(0, n, step)] or [(0, 0)]
 
 
-def predict_tpmt(model, path, n, batch_size):
+def predict_tpmt(model, path, n, batch_size, reading):
     from data import ditau
     from evaluate.tpmt import hypotheses
     from models.tpmt.model import is_parametric, predict_named
@@ -88,7 +91,7 @@ def predict_tpmt(model, path, n, batch_size):
     cols["tpmt_selected"] = np.zeros(n, bool)
     for entries in _chunks(n, CHUNK["tpmt"]):
         try:
-            d = ditau.load(path, entries=entries)
+            d = ditau.load(path, entries=entries, **reading)
         except UserError as err:
             if "has a all pair" in str(err) or "no event" in str(err):
                 continue  # a chunk without any selected pair: all FILL
@@ -107,14 +110,19 @@ def predict_tpmt(model, path, n, batch_size):
     return cols
 
 
-def predict_lgatr(model, path, n, batch_size):
+def predict_lgatr(model, path, n, batch_size, reading):
     from data import lgatr
     from evaluate.lgatr import kinematics
 
     prefix = "lgatr" if model.name == "lgatr" else "plain"
-    d = lgatr.load(path)
-    tops = np.asarray(model.predict(d["inputs"], batch_size=batch_size, verbose=0)["tops"])
-    e = d["meta"]["entry"]
+    try:
+        d = lgatr.load(path, **reading)
+        tops = np.asarray(model.predict(d["inputs"], batch_size=batch_size, verbose=0)["tops"])
+        e = d["meta"]["entry"]
+    except UserError as err:
+        if "no event" not in str(err):
+            raise
+        tops, e = np.zeros((0, 2, 4)), np.zeros(0, np.int64)  # nothing selected: all FILL
     cols = {}
     for i, which in enumerate(("top", "antitop")):
         k = kinematics(tops[:, i])
@@ -126,7 +134,7 @@ def predict_lgatr(model, path, n, batch_size):
     return cols
 
 
-def predict_metperceiver(model, path, n, batch_size):
+def predict_metperceiver(model, path, n, batch_size, reading):
     from evaluate.metperceiver import predict_chunk
 
     prefix = model.name
@@ -140,7 +148,7 @@ def predict_metperceiver(model, path, n, batch_size):
     }
 
 
-def predict_partau(model, path, n, batch_size):
+def predict_partau(model, path, n, batch_size, reading):
     import awkward as ak
 
     from data import io, partau
@@ -174,7 +182,7 @@ def predict_partau(model, path, n, batch_size):
     return {"PartauJet": {k: ak.unflatten(v, n_jets) for k, v in fields.items()}}
 
 
-def predict_scouttau(model, path, n, batch_size):
+def predict_scouttau(model, path, n, batch_size, reading):
     import awkward as ak
 
     from evaluate import scouttau as es
@@ -231,17 +239,36 @@ PREDICT = {
 }
 
 
-def predict_files(model, paths, batch_size=1024):
-    """Friend-tree columns for the input files one after another (see the module docstring)."""
+# models whose inputs standard NanoAOD / PFNano hold; the others read the toolkit's own files
+READS_NANOAOD = ("tpmt", "lgatr")
+NAMES = {"tpmt": "TPMT", "lgatr": "L-GATr", "metperceiver": "the MET Perceiver",
+         "partau": "ParTau", "scouttau": "ScoutTau"}  # fmt: skip
+
+
+def predict_files(model, paths, batch_size=1024, *, schema="auto", mapping=None, wp=None):
+    """Friend-tree columns for the input files one after another (see the module docstring).
+
+    schema, mapping, wp: how to read the files (data.schemas); NanoAOD and PFNano serve TPMT and
+    L-GATr, whose loaders select objects with the working points `wp`.
+    """
     import awkward as ak
 
-    from data import io
+    from data import io, schemas
 
     kind = kind_of(model)
     per_file = []
     for path in paths:
         n = io.num_entries(path)
-        cols = PREDICT[kind](model, path, n, batch_size)
+        if kind in READS_NANOAOD:
+            reading = {"schema": schema, "mapping": mapping, "working_points": wp}
+        else:
+            schemas.only_own_files(schema, NAMES[kind], path)
+            if mapping:
+                raise UserError(f"--mapping is read for TPMT and L-GATr, not {NAMES[kind]}")
+            reading = {}
+        if kind == "tpmt":
+            _warn_without_products(model, path, schema)
+        cols = PREDICT[kind](model, path, n, batch_size, reading)
         per_file.append(cols)
     out = {}
     for name, value in per_file[0].items():
@@ -267,9 +294,19 @@ def main(argv=None):
     paths = io.expand_paths(args.input)
     for path in paths:
         io.num_entries(path)  # missing / non-ROOT / tree-less files fail before the model loads
+    from data import schemas
+
+    reading = schemas.reading_options(args)
     model = load_trained(args.model)
     model._hepformers_path = args.model
-    cols = predict_files(model, paths, args.batch_size)
+    cols = predict_files(
+        model,
+        paths,
+        args.batch_size,
+        schema=reading["schema"],
+        mapping=reading["mapping"],
+        wp=reading["working_points"],
+    )
     tmp = f"{args.out}.tmp-{os.getpid()}.root"
     try:
         io.write_events(tmp, cols)
@@ -282,7 +319,38 @@ def main(argv=None):
         f"{k}_{f}" for k, v in cols.items() if isinstance(v, dict) for f in v
     ]
     print(f"wrote {args.out}: {n} entries, branches {', '.join(names)}")
+    print(summary(kind_of(model), cols, n))
     return 0
+
+
+def summary(kind, cols, n):
+    """One line: how many of the `n` events (or candidates) the model could use."""
+    flags = [k for k in cols if k.endswith("selected")]
+    if flags:
+        used = int(np.sum(cols[flags[0]]))
+        what = "a selected tau pair" if kind == "tpmt" else "a lepton pair and two b jets"
+        return f"{NAMES[kind]}: {used} of {n} events have {what} (the others hold FILL = {FILL})"
+    for name, value in cols.items():
+        if isinstance(value, dict):
+            count = int(sum(len(v) for v in next(iter(value.values()))))
+            return f"{NAMES[kind]}: {count} {name} objects in {n} events"
+    return f"{NAMES[kind]}: predictions for all {n} events"
+
+
+def _warn_without_products(model, path, schema):
+    """TPMT trained with decay products, given a file without them (NanoAOD): say so once."""
+    from data import schemas
+
+    if (
+        schemas.resolve(schema, schemas.keys_of(path) if schema == "auto" else (), path)
+        != "nanoaod"
+    ):
+        return
+    if not any(type(layer).__name__ == "ProductDropout" for layer in model.layers):
+        print(
+            "warning: this TPMT was trained with tau decay-product tokens, which NanoAOD lacks: "
+            "use a model trained with --product-dropout (saved_models/tpmt/tpmt_dropproducts.keras)"
+        )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from data import checks
+from data import checks, schemas
 from data.errors import UserError, cli
 from evaluate import scouttau_metrics as sm
 
@@ -60,6 +60,7 @@ def parse_args(argv):
     p.add_argument("--target-khz", type=float, default=sm.TARGET_KHZ)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-plots", action="store_true")
+    schemas.add_arguments(p, mapping=False)
     return p.parse_args(argv)
 
 
@@ -259,6 +260,7 @@ def main_impl(args):
         os.path.dirname(args.model) or ".", "nnpuppitau.keras"
     )
     files = {k: io.expand_paths(getattr(args, k)) for k in ("input", "zerobias")}
+    schemas.only_own_files(args.schema, "ScoutTau", files["input"][0])
     tune_files = None
     if args.tune_input:
         tune_files = {

@@ -183,7 +183,11 @@ def main(argv=None):
         default=None,
         help="time the ScoutTau L1 candidates of a scouttau file instead of PFCand_*",
     )
+    from data import schemas
+
+    schemas.add_arguments(parser, mapping=False)
     args = parser.parse_args(argv)
+    schemas.check_own_inputs(args.schema, "CLUE", [args.input])
     if min(args.events, args.repeats) < 1:
         raise UserError("--events and --repeats must be at least 1")
     if min(args.dc, args.outlier_factor, args.radius) <= 0 or args.jet_min_pt < 0:

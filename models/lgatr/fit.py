@@ -56,6 +56,9 @@ def parse_args(argv):
         help="discard the backup of an interrupted run and start afresh (by default the same "
         "command resumes it)",
     )
+    from data import schemas
+
+    schemas.add_arguments(p, working_points=True)
     return p.parse_args(argv)
 
 
@@ -131,7 +134,10 @@ def main_impl(args, argv=None):
             sample="ttbar-dilepton",
         )
     ]
-    d = load(files, drop_nonfinite=args.drop_nonfinite)
+    from data import schemas
+
+    reading = schemas.reading_options(args)
+    d = load(files, drop_nonfinite=args.drop_nonfinite, require_truth=True, **reading)
     if d["targets"] is None:
         raise UserError(f"{files[0]} has no generator truth (GenTop_*): cannot train on it")
     x, y = d["inputs"], d["targets"]

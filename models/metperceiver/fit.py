@@ -18,7 +18,7 @@ import functools
 import os
 import sys
 
-from data import checks
+from data import checks, schemas
 from data.errors import UserError, cli
 from data.generate.__main__ import cached
 
@@ -79,6 +79,7 @@ def parse_args(argv):
         help="discard the backup of an interrupted run and start afresh (by default the same "
         "command resumes it)",
     )
+    schemas.add_arguments(p, mapping=False)
     return p.parse_args(argv)
 
 
@@ -161,6 +162,7 @@ def main_impl(args):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
     if args.data:
         files = io.expand_paths(args.data)
+        schemas.only_own_files(args.schema, "the MET Perceiver", files[0])
     else:
         pileup = dict(mu=200.0, library_events=100_000, library_seed=1, cache="cache")
         n = args.events or DEFAULT_EVENTS

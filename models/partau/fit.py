@@ -17,7 +17,7 @@ import math
 import os
 import sys
 
-from data import checks
+from data import checks, schemas
 from data.errors import UserError, cli
 from data.generate.__main__ import cached
 
@@ -68,6 +68,7 @@ def parse_args(argv):
         "command resumes it)",
     )
     p.add_argument("--progress", action="store_true", help="a progress bar per epoch")
+    schemas.add_arguments(p, mapping=False)
     return p.parse_args(argv)
 
 
@@ -166,6 +167,7 @@ def main_impl(args):
             for p in DEFAULT_EVENTS
         ]
     )
+    schemas.only_own_files(args.schema, "ParTau", files[0])
     data = partau.load(files)
     train, val = partau.select(data, "train"), partau.select(data, "val")
     n_train, n_val = len(train["jets"]["pt"]), len(val["jets"]["pt"])

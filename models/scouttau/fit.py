@@ -22,7 +22,7 @@ import math
 import os
 import sys
 
-from data import checks
+from data import checks, schemas
 from data.errors import UserError, cli
 from data.generate.__main__ import cached
 
@@ -80,6 +80,7 @@ def parse_args(argv):
         help="discard the backup of an interrupted run and start afresh (by default the same "
         "command resumes it)",
     )
+    schemas.add_arguments(p, mapping=False)
     return p.parse_args(argv)
 
 
@@ -188,6 +189,7 @@ def main_impl(args):
             )
         ]
     )
+    schemas.only_own_files(args.schema, "ScoutTau", files[0])
     loader = load_transformer_data if args.variant == "transformer" else load_nnpuppitau_data
     data, x, y, is_tau, event = loader(files, args)
     n_events = int(data["n_events"])
