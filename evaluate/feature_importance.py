@@ -50,6 +50,9 @@ def parse_args(argv):
     p.add_argument("--top", type=int, default=25, help="variables in the plot")
     p.add_argument("--jobs", type=int, default=2, help="CPU threads of the forest")
     p.add_argument("--seed", type=int, default=1)
+    from data import schemas
+
+    schemas.add_arguments(p, working_points=True)
     return p.parse_args(argv)
 
 
@@ -333,8 +336,10 @@ def main(argv=None):
         os.makedirs(args.out, exist_ok=True)
     except OSError as err:
         raise UserError(f"cannot write {args.out}: {err.strerror or err}") from None
+    from data import schemas
     from data.ditau import load
 
+    reading = schemas.reading_options(args)
     tables, names, used = [], None, None
     for paths in (sig, bkg):
         d = load(
@@ -343,6 +348,8 @@ def main(argv=None):
             drop_nonfinite=args.drop_nonfinite,
             max_jets=LOAD_MAX_JETS,
             max_products=LOAD_MAX_PRODUCTS,
+            require_truth=True,
+            **reading,
         )
         names, table, used = build_table(d)
         tables.append(table)

@@ -74,6 +74,9 @@ def parse_args(argv):
     p.add_argument("--channel", default="all")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default="tuning_runs/tpmt", help="search folder (kept; reruns resume)")
+    from data import schemas
+
+    schemas.add_arguments(p, working_points=True)
     return p.parse_args(argv)
 
 
@@ -95,7 +98,9 @@ def main(argv=None):
     from data.ditau import load
 
     files = io.expand_paths(args.data)
-    d = load(files, channel=args.channel)
+    from data import schemas
+
+    d = load(files, channel=args.channel, require_truth=True, **schemas.reading_options(args))
     if d["targets"] is None:
         raise UserError(f"{files[0]} has no generator truth: cannot tune on it")
     import keras_tuner

@@ -245,7 +245,10 @@ def main_table(args):
     from models.tpmt.model import INPUT_NAMES
 
     model = load_tpmt(args.model)
-    d = load(args.input)  # warm-up of the loader (imports, file cache)
+    from data import schemas
+
+    reading = schemas.reading_options(args)
+    d = load(args.input, **reading)  # warm-up of the loader (imports, file cache)
     n = min(args.max_events, len(d["meta"]["channel"]))
     x = {k: d["inputs"][k][:n] for k in INPUT_NAMES}
     legs = d["meta"]["legs"]
@@ -259,7 +262,7 @@ def main_table(args):
     met = [d["meta"][k][:n] for k in ("met_x", "met_y", "met_cov")]
     n_file = len(d["meta"]["channel"])
     extra = {
-        "loader": (n_file, lambda: load(args.input)),
+        "loader": (n_file, lambda: load(args.input, **reading)),
         "fastmtt": (n, lambda: fastmtt(leg[0], leg[1], *met)),
         "collinear": (n, lambda: collinear_mass(leg[0], leg[1], *met[:2])),
     }
@@ -433,6 +436,9 @@ def main(argv=None):
         help="also time every TPMT preset (untrained; toy inputs unless --input)",
     )
     p.add_argument("--json", metavar="OUT", help="write the numbers to this JSON file")
+    from data import schemas
+
+    schemas.add_arguments(p, working_points=True)
     args = p.parse_args(argv)
     if args.input is None and not args.preset_table:
         raise UserError("give --input FILE.root (main table) and/or --preset-table")
