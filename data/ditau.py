@@ -297,7 +297,7 @@ def _identify(a, keys, wp):
     for name in ("Muon", "Electron"):
         deta = a["Tau_eta"][:, :, None] - a[f"{name}_eta"][:, None, :]
         dphi = wrap_ak(a["Tau_phi"][:, :, None] - a[f"{name}_phi"][:, None, :])
-        near = ak.any(deta**2 + dphi**2 < schemas.LEPTON_TAU_MIN_DR**2, axis=2)
+        near = ak.any(deta**2 + dphi**2 < wp.lepton_tau_dr**2, axis=2)
         tau_ok = tau_ok & ~near
     return schemas.filter_collections(a, {"Tau": tau_ok})
 

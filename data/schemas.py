@@ -86,6 +86,7 @@ class WorkingPoints:
         or none.
     jet_id: tight / tightlepveto / none.
     btag: loose / medium / tight of the newest tagger with values in the file, or a number.
+    lepton_tau_dr: taus closer than this to an identified lepton are dropped (0 = keep).
     """
 
     tau_id: str = "medium"
@@ -93,6 +94,7 @@ class WorkingPoints:
     electron_id: str = "wp90"
     jet_id: str = "tight"
     btag: str = "medium"
+    lepton_tau_dr: float = LEPTON_TAU_MIN_DR
 
     def __post_init__(self):
         checks = {
@@ -107,6 +109,8 @@ class WorkingPoints:
                     f"unknown {field} working point '{getattr(self, field)}' "
                     f"(choose {', '.join(allowed)})"
                 )
+        if not self.lepton_tau_dr >= 0:
+            raise UserError(f"lepton_tau_dr must be >= 0, got {self.lepton_tau_dr}")
         if self.btag not in ("loose", "medium", "tight"):
             try:
                 float(self.btag)
@@ -339,6 +343,12 @@ def add_arguments(parser, *, working_points=False, mapping=True):
         parser.add_argument("--electron-id", default=d.electron_id, help="NanoAOD electron WP")
         parser.add_argument("--jet-id", default=d.jet_id, help="NanoAOD jet ID")
         parser.add_argument("--btag", default=d.btag, help="NanoAOD b-tag WP or threshold")
+        parser.add_argument(
+            "--lepton-tau-dr",
+            type=float,
+            default=d.lepton_tau_dr,
+            help="NanoAOD: drop taus this close to a selected lepton (0 = keep)",
+        )
 
 
 def working_points(args):
@@ -349,6 +359,7 @@ def working_points(args):
         electron_id=args.electron_id,
         jet_id=args.jet_id,
         btag=args.btag,
+        lepton_tau_dr=args.lepton_tau_dr,
     )
 
 
