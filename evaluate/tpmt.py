@@ -7,6 +7,10 @@ A TPMT with the quantile head (5 output columns) also gives a per-event 68% inte
 inside, goal 0.68) per process and channel. A model saved before the quantile head (3 columns)
 still evaluates: its m_tpmt_q16 / m_tpmt_q84 branches are NaN and no coverage is reported.
 
+`--no-products` evaluates TPMT without its tau decay-product tokens (every event's products
+zeroed and masked), as it runs on standard NanoAOD, which keeps no PF candidates; metrics.json
+then has "products": false. The baselines never use the products.
+
 Example:
     python -m evaluate.tpmt --model saved_models/tpmt/tpmt.keras \
         --input h125.root dy.root flat_test.root --out saved_models/tpmt
@@ -50,6 +54,12 @@ def parse_args(argv):
         default=None,
         help="parametric models: also scan the hypothesis from LO to HI (GeV) per process",
     )
+    p.add_argument(
+        "--no-products",
+        action="store_true",
+        help="zero and mask every tau decay-product token before the TPMT prediction (the "
+        "model as it runs on NanoAOD, which has no PF candidates)",
+    )
     return p.parse_args(argv)
 
 
@@ -73,6 +83,16 @@ def hypotheses(d, hypothesis):
     if not np.isfinite(h).all():
         raise UserError("no nominal hypothesis for these events: pass --hypothesis MASS")
     return h[:, None].astype("float32")
+
+
+def without_products(inputs):
+    """TPMT inputs with no decay-product tokens: products (N, P, F) zero, product_mask (N, P)
+    all False, the rest unchanged (what the loader gives for a file without PF candidates)."""
+    return {
+        **inputs,
+        "products": np.zeros_like(inputs["products"]),
+        "product_mask": np.zeros_like(inputs["product_mask"], dtype=bool),
+    }
 
 
 def load_tpmt(path):
@@ -284,6 +304,8 @@ def main(argv=None):
         d = load(path, channel=args.channel, drop_nonfinite=args.drop_nonfinite)
         if d["targets"] is None:
             raise UserError(f"{path} has no generator truth (GenTau_*): cannot evaluate on it")
+        if args.no_products:
+            d = {**d, "inputs": without_products(d["inputs"])}
         out, sec = predict_all(
             model, d, run_fastmtt=not args.no_fastmtt, hypothesis=args.hypothesis
         )
@@ -305,6 +327,7 @@ def main(argv=None):
     res["n_events"] = n
     res["inputs"] = args.input
     res["model"] = args.model
+    res["products"] = not args.no_products
     if scans:
         res["hypothesis_scan"] = {k: v for s_ in scans for k, v in s_.items()}
     with open(os.path.join(args.out, "metrics.json"), "w") as f:

@@ -95,12 +95,13 @@ def _fmt(x, digits=3):
 
 def model_card(res, args, path):
     """Markdown model card with every figure and the command that measured it."""
+    products = res.get("products", True)
     cmd = (
         f"python -m evaluate.tpmt --model {args.model} --input {' '.join(args.input)} "
-        f"--out {args.out}"
+        f"--out {args.out}" + ("" if products else " --no-products")
     )
     lines = [
-        "# TPMT evaluation",
+        "# TPMT evaluation" + ("" if products else " without decay-product tokens"),
         "",
         f"Measured by `{cmd}` on {res['n_events']} events the model never saw.",
         "",

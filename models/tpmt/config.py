@@ -18,6 +18,9 @@ class TPMTConfig:
         parametric: feed a hypothesised resonance mass as an extra input `mass_hypothesis`
             (GeV, shape (B, 1)), as one more token (seed 000's "future" item).
         dropout: dropout rate in the encoder.
+        product_dropout: fraction of training events whose decay-product tokens are all masked
+            (`ProductDropout`), in [0, 1), so that the model also runs without them (standard
+            NanoAOD keeps no PF candidates); 0 builds no such layer.
         lambda_tau: weight of the tau pT term of the loss.
         lambda_m: weight of the di-tau mass term of the loss.
         lambda_q: weight of the m_tautau quantile (pinball, q16 + q84) term of the loss.
@@ -41,6 +44,7 @@ class TPMTConfig:
     quantile_dim: int = 32
     parametric: bool = False
     dropout: float = 0.1
+    product_dropout: float = 0.0
     lambda_tau: float = 1.0
     lambda_m: float = 1e-2
     # Same weight as the mass MAE: both are in GeV, and for a Gaussian error of width s the
@@ -60,6 +64,10 @@ class TPMTConfig:
     n_jets: int = 3
     n_jet_features: int = 4
     n_met_features: int = 10
+
+    def __post_init__(self):
+        if not 0.0 <= self.product_dropout < 1.0:
+            raise ValueError(f"product_dropout must be in [0, 1), got {self.product_dropout}")
 
     def to_dict(self):
         return asdict(self)

@@ -89,6 +89,15 @@ def parse_args(argv):
         help="parametric: fraction of training events whose hypothesis is the true mass",
     )
     p.add_argument(
+        "--product-dropout",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="fraction of training events whose tau decay-product tokens are all masked, in "
+        "[0, 1), so the model also runs without them (NanoAOD has no PF candidates); with "
+        "--init-from it replaces the loaded model's own rate (default 0: none)",
+    )
+    p.add_argument(
         "--init-from",
         default=None,
         help="start from the weights (and standardisation) of a trained TPMT .keras file, "
@@ -123,7 +132,7 @@ def main_impl(args):
     )
     from models import training
     from models.tpmt.config import get_config
-    from models.tpmt.model import build_model, compile_model
+    from models.tpmt.model import build_model, compile_model, with_product_dropout
 
     try:
         config = get_config(
@@ -138,6 +147,7 @@ def main_impl(args):
             n_jet_features=len(JET_FEATURES),
             n_met_features=len(MET_FEATURES),
             parametric=args.parametric or None,
+            product_dropout=args.product_dropout,
         )
     except ValueError as err:
         raise UserError(str(err)) from None
@@ -184,7 +194,9 @@ def main_impl(args):
         }
     val = (xv, yv) if weights is None else (xv, yv, weights(yv[:, 2]))
     if args.init_from:
-        model = compile_model(training.load_trained(args.init_from, "TPMT"), config)
+        # the file holds its own graph: put in (or change, or take out) the product dropout
+        model = training.load_trained(args.init_from, "TPMT")
+        model = compile_model(with_product_dropout(model, config.product_dropout), config)
     else:
         stats = input_stats(scan.subset[0])
         if hypotheses is not None:
@@ -313,6 +325,8 @@ def check_args(args):
     checks.fit_args(args)
     if not 0.0 <= args.hypothesis_true_fraction <= 1.0:
         raise UserError("--hypothesis-true-fraction must be between 0 and 1")
+    if not 0.0 <= args.product_dropout < 1.0:
+        raise UserError(f"--product-dropout must be in [0, 1), got {args.product_dropout}")
     if args.init_from:
         checks.model_file(args.init_from, "TPMT", "--init-from")
     args.out = checks.fit_out_dir(args.out, "tpmt", args.overwrite)

@@ -1,4 +1,5 @@
-"""Custom layers of TPMT: token type, masked encoder block, collinear di-tau mass, its quantiles."""
+"""Custom layers of TPMT: product dropout, token type, masked encoder block, collinear di-tau
+mass, its quantiles."""
 
 import keras
 from keras import ops
@@ -15,6 +16,51 @@ class LogMass(keras.layers.Layer):
 
     def call(self, x):
         return ops.log(ops.maximum(ops.cast(x, self.compute_dtype), 1.0))
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+class ProductDropout(keras.layers.Layer):
+    """In training, drops every decay-product token of a random `rate` fraction of events.
+
+    Teaches one model to run with and without the tau_h decay products (PF candidates, absent
+    from standard NanoAOD, where the loader gives an all-False mask). A dropped event gets an
+    all-False product mask and all-zero product features, as the loader pads missing ones; each
+    event is dropped independently with probability `rate`. Identity at inference.
+    Inputs: products (B, P, F), product_mask (B, P) bool. Outputs: the same two, same shapes.
+
+    Args:
+        rate: probability that an event loses all its product tokens, in [0, 1).
+        seed: optional integer seed of the layer's `keras.random.SeedGenerator`.
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"rate must be in [0, 1), got {rate}")
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        products, mask = inputs
+        mask = ops.cast(mask, "bool")
+        if not training or self.rate == 0:
+            return products, mask
+        b = ops.shape(mask)[0]
+        keep = keras.random.uniform((b,), seed=self.seed_generator) >= self.rate  # (B,)
+        mask = ops.logical_and(mask, keep[:, None])  # (B, P)
+        products = ops.where(keep[:, None, None], products, ops.zeros_like(products))  # (B, P, F)
+        return products, mask
+
+    def compute_output_spec(self, inputs, training=None):
+        products, mask = inputs
+        return (
+            keras.KerasTensor(products.shape, dtype=products.dtype),
+            keras.KerasTensor(mask.shape, dtype="bool"),
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="hepformers")

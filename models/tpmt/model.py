@@ -4,6 +4,8 @@ Tokens: the two tau legs, up to P tau_h decay products, up to J jets and one MET
 its covariance and the visible mass). Each collection has its own standardisation, projection
 and type embedding; an encoder runs over all tokens with a padding mask; a head on the two leg
 tokens predicts log(pT_tau) - log(pT_reco), and `CollinearDiTau` rebuilds the taus and m_tautau.
+With `product_dropout` > 0, `ProductDropout` masks all decay products of a random fraction of
+training events, so one model runs with and without them (NanoAOD has no PF candidates).
 A second small head on the pooled leg tokens predicts two non-negative log-offsets, and
 `MassQuantiles` turns them into the 16% and 84% quantiles of m_tautau (a per-event 68% interval
 that contains the point estimate by construction).
@@ -17,6 +19,7 @@ from models.tpmt.layers import (
     EncoderBlock,
     LogMass,
     MassQuantiles,
+    ProductDropout,
     TokenMask,
     TokenType,
     gelu_tanh,
@@ -48,6 +51,11 @@ def build_model(config, stats=None):
     jet_mask = keras.Input((c.n_jets,), name="jet_mask", dtype="bool")
     met = keras.Input((c.n_met_features,), name="met")
     leg_kinematics = keras.Input((2, 3), name="leg_kinematics")
+    inputs = [legs, products, product_mask, jets, jet_mask, met, leg_kinematics]
+    if c.product_dropout > 0:  # training only: all products of some events masked and zeroed
+        products, product_mask = ProductDropout(c.product_dropout, name="product_dropout")(
+            [products, product_mask]
+        )
 
     def embed(x, name):
         mean, var = (stats or {}).get(name, (0.0, 1.0))
@@ -67,7 +75,6 @@ def build_model(config, stats=None):
         embed(jets, "jets"),
         embed(met_token, "met"),
     ]
-    inputs = [legs, products, product_mask, jets, jet_mask, met, leg_kinematics]
     if c.parametric:  # the hypothesised mass as one more token, from its log
         hypothesis = keras.Input((1,), name="mass_hypothesis")
         log_m = LogMass(name="log_mass_hypothesis")(hypothesis)
@@ -103,6 +110,41 @@ def build_model(config, stats=None):
     )(q)  # (B, 2)
     out = MassQuantiles(name="tpmt")([point, raw])  # (B, 5)
     return keras.Model(inputs={x.name: x for x in inputs}, outputs=out, name="tpmt")
+
+
+def with_product_dropout(model, rate, seed=None):
+    """A TPMT with product dropout `rate` (0: none), sharing the layers and weights of `model`.
+
+    A trained `.keras` file holds its own graph, so fine-tuning it (`fit.py --init-from`) with
+    another `product_dropout` than it was trained with inserts, replaces or removes the
+    `ProductDropout` layer here. Returns `model` itself when its rate is already `rate`.
+    """
+    if product_dropout_rate(model) == rate:
+        return model
+    inputs = keras.tree.map_structure(
+        lambda x: keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name), model.input
+    )
+    raw = (inputs["products"], inputs["product_mask"])
+    dropped = (
+        ProductDropout(rate, seed=seed, name="product_dropout")(list(raw)) if rate > 0 else raw
+    )
+    swap = {id(raw[0]): dropped[0], id(raw[1]): dropped[1]}
+
+    def call(layer, *args, **kwargs):
+        if isinstance(layer, ProductDropout):  # the old dropout: replaced (or removed)
+            return dropped
+        args, kwargs = keras.tree.map_structure(lambda t: swap.get(id(t), t), (args, kwargs))
+        return layer(*args, **kwargs)
+
+    return keras.models.clone_model(
+        model, input_tensors=inputs, clone_function=lambda layer: layer, call_function=call
+    )
+
+
+def product_dropout_rate(model):
+    """The `ProductDropout` rate of a TPMT, 0.0 for a model without the layer."""
+    rates = [layer.rate for layer in model.layers if isinstance(layer, ProductDropout)]
+    return rates[0] if rates else 0.0
 
 
 def compile_model(model, config):
