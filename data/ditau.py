@@ -247,23 +247,11 @@ def _read(paths, schema, mapping, drop_nonfinite, entries, working_points, requi
         (dict of branches with `Tau_index`, `*_genTauIdx` (-1 without truth) and `__entry__`,
         the resolved schema, whether truth was read).
     """
-    from data import schemas
-
     paths = io.expand_paths(paths)
-    mapping = mapping or {}
-    keys = schemas.keys_of(paths[0])
-    schema = schemas.resolve(schema, keys, paths[0])
-    wp = working_points or schemas.WorkingPoints()
-    needed = RECO_BRANCHES + PRODUCT_BRANCHES[schema]
-    if schema != "hepformers":
-        needed += schemas.id_branches(keys, wp, ("Tau", "Muon", "Electron", "Jet"))
-    schemas.require(paths[0], keys, [mapping.get(b, b) for b in needed], schema, "TPMT inputs")
-    has_truth = all(mapping.get(b, b) in keys for b in TRUTH_BRANCHES)
-    if require_truth and not has_truth:
-        schemas.require(
-            paths[0], keys, [mapping.get(b, b) for b in TRUTH_BRANCHES], schema,
-            "TPMT targets (generator truth; predict-only use: python -m evaluate.predict)",
-        )  # fmt: skip
+    wp = working_points or _default_working_points()
+    schema, needed, has_truth, keys = check_branches(
+        paths[0], schema=schema, mapping=mapping, working_points=wp, require_truth=require_truth
+    )
     a = io.read_branches(
         paths,
         needed + TRUTH_BRANCHES * has_truth,
@@ -282,6 +270,40 @@ def _read(paths, schema, mapping, drop_nonfinite, entries, working_points, requi
         empty = a["Tau_pt"][:, :0]
         a.update({f"PFCand_{f}": empty for f in (*_PF, "tauIdx")})
     return a, schema, has_truth
+
+
+def _default_working_points():
+    from data import schemas
+
+    return schemas.WorkingPoints()
+
+
+def check_branches(path, *, schema="auto", mapping=None, working_points=None, require_truth=False):
+    """What `load` will read from `path`, checked before any reading (one line if it lacks
+    something).
+
+    Returns:
+        (resolved schema, branches to read without truth, whether truth is there, file keys).
+    Raises:
+        UserError: a branch the schema needs, or with `require_truth` the truth, is missing.
+    """
+    from data import schemas
+
+    mapping = mapping or {}
+    keys = schemas.keys_of(path)
+    schema = schemas.resolve(schema, keys, path)
+    wp = working_points or schemas.WorkingPoints()
+    needed = RECO_BRANCHES + PRODUCT_BRANCHES[schema]
+    if schema != "hepformers":
+        needed += schemas.id_branches(keys, wp, ("Tau", "Muon", "Electron", "Jet"))
+    schemas.require(path, keys, [mapping.get(b, b) for b in needed], schema, "TPMT inputs")
+    has_truth = all(mapping.get(b, b) in keys for b in TRUTH_BRANCHES)
+    if require_truth and not has_truth:
+        schemas.require(
+            path, keys, [mapping.get(b, b) for b in TRUTH_BRANCHES], schema,
+            "TPMT targets (generator truth; predict-only use: python -m evaluate.predict)",
+        )  # fmt: skip
+    return schema, needed, has_truth, keys
 
 
 def _identify(a, keys, wp):

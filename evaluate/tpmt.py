@@ -60,6 +60,9 @@ def parse_args(argv):
         help="zero and mask every tau decay-product token before the TPMT prediction (the "
         "model as it runs on NanoAOD, which has no PF candidates)",
     )
+    from data import schemas
+
+    schemas.add_arguments(p, working_points=True)
     return p.parse_args(argv)
 
 
@@ -291,7 +294,7 @@ def main(argv=None):
     args = parse_args(argv)
     checks.model_file(args.model, "TPMT")
     checks.writable_dir(args.out)
-    from data import io
+    from data import io, schemas
     from data.ditau import load
     from evaluate import tpmt_report
     from models.tpmt.model import is_parametric
@@ -301,7 +304,13 @@ def main(argv=None):
         raise UserError(f"--scan needs a parametric TPMT; {args.model} takes no mass hypothesis")
     parts, seconds, scans = [], {}, []
     for path in io.expand_paths(args.input):
-        d = load(path, channel=args.channel, drop_nonfinite=args.drop_nonfinite)
+        d = load(
+            path,
+            channel=args.channel,
+            drop_nonfinite=args.drop_nonfinite,
+            require_truth=True,
+            **schemas.reading_options(args),
+        )
         if d["targets"] is None:
             raise UserError(f"{path} has no generator truth (GenTau_*): cannot evaluate on it")
         if args.no_products:

@@ -16,6 +16,15 @@ from data import io
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAVED = os.path.join(ROOT, "saved_models")
 PROC_OUT = "/proc/hepformers-test/out"  # writable to no one, root included
+NANO = os.path.join(ROOT, "tests", "data", "files", "nanoAOD_2015_CMS_Open_Data_ttbar.root")
+# a real CMS NanoAOD given to a CLI that needs generator truth or the toolkit's own files
+NANO_WORDS = {
+    "tpmt": "lacks branch Tau_genTauIdx, Muon_genTauIdx, Electron_genTauIdx, GenTau_pt",
+    "lgatr": "lacks branch GenTop_pt",
+    "partau": "ParTau reads the toolkit's own files (--schema hepformers)",
+    "metperceiver": "the MET Perceiver reads the toolkit's own files",
+    "scouttau": "ScoutTau reads the toolkit's own files",
+}
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +70,7 @@ def env(tmp_path, monkeypatch, truncated):
         "saved": SAVED,
         "work": str(work),
         "tmp": str(tmp_path),
+        "nano": NANO,
     }
 
 
@@ -127,7 +137,11 @@ FIT_EXTRA = [
 @pytest.mark.parametrize(
     "model, argv, words",
     [pytest.param(m, *FIT_CASES[c], id=f"{m}-{c}") for m in FITS for c in FIT_CASES]
-    + [pytest.param(m, a, w, id=f"{m}-{c}") for m, c, a, w in FIT_EXTRA],
+    + [pytest.param(m, a, w, id=f"{m}-{c}") for m, c, a, w in FIT_EXTRA]
+    + [
+        pytest.param(m, ["--data", "{nano}", "--out", "{out}"], NANO_WORDS[m], id=f"{m}-nanoaod")
+        for m in FITS
+    ],
 )
 def test_fit_bad_inputs(model, argv, words, env, capsys):
     _assert_user_error(_main(f"models.{model}.fit"), argv, words, env, capsys)
@@ -162,6 +176,8 @@ def _evaluate_params():
         argv = [other if a.endswith(".keras") else a for a in model_args]
         argv += ["--input", "{trunc}", "--out", "{out}"]
         yield pytest.param(m, argv, words, id=f"{m}-other-model")
+        argv = model_args + ["--input", "{nano}", "--out", "{out}"]
+        yield pytest.param(m, argv, NANO_WORDS[m], id=f"{m}-nanoaod")
 
 
 @pytest.mark.parametrize("model, argv, words", list(_evaluate_params()))

@@ -116,6 +116,9 @@ def parse_args(argv):
         help="discard the backup of an interrupted run and start afresh (by default the same "
         "command resumes it)",
     )
+    from data import schemas
+
+    schemas.add_arguments(p, working_points=True)
     return p.parse_args(argv)
 
 
@@ -163,9 +166,17 @@ def main_impl(args):
             for p in STRATEGIES[args.strategy]
         ]
     )
+    from data import ditau, schemas
+
+    reading = schemas.reading_options(args)
+    ditau.check_branches(files[0], require_truth=True, **reading)  # before the scan
     chunks = stream.make_chunks(files, args.chunk_events)
+
     load_chunk = functools.partial(
-        _load_chunk, channel=args.channel, drop_nonfinite=args.drop_nonfinite
+        _load_chunk,
+        channel=args.channel,
+        drop_nonfinite=args.drop_nonfinite,
+        reading=reading,
     )
     training.set_seed(args.seed)
     scan = stream.scan(chunks, load_chunk, seed=args.seed, summary=lambda d: d[1][:, 2])
@@ -255,7 +266,7 @@ def model_file(strategy):
     return "tpmt.keras" if strategy == "flat" else f"tpmt_{strategy.replace('-', '_')}.keras"
 
 
-def _load_chunk(chunk, *, channel, drop_nonfinite):
+def _load_chunk(chunk, *, channel, drop_nonfinite, reading):
     """(inputs, targets) of one chunk of a training file."""
     from data.ditau import load
 
@@ -264,6 +275,8 @@ def _load_chunk(chunk, *, channel, drop_nonfinite):
         channel=channel,
         drop_nonfinite=drop_nonfinite,
         entries=(chunk.start, chunk.stop),
+        require_truth=True,
+        **reading,
     )
     if d["targets"] is None:
         raise UserError(f"{chunk.path} has no generator truth (GenTau_*): cannot train on it")
