@@ -69,3 +69,18 @@ def test_wrong_schema_and_model_give_one_clear_line(tmp_path, capsys):
     partau = "saved_models/partau/partau_multi.keras"
     line = _error_line([partau, "--input", NANO, "--out", str(tmp_path / "y.root")], capsys)
     assert "reads the toolkit's own files" in line
+
+
+def test_nanoaod_tpmt_steps_on_real_file(tmp_path, capsys):
+    import json
+
+    from evaluate import nanoaod_tpmt
+
+    out = tmp_path / "nano"
+    assert nanoaod_tpmt.main(["--model", TPMT, "--input", NANO, "--out", str(out)]) == 0
+    steps = json.load(open(out / "nanoaod_tpmt.json"))["steps"]
+    assert list(steps) == list(nanoaod_tpmt.STEPS) and steps["default"]["events"] == 0
+    loose = steps["tau ID off"]
+    assert loose["events"] == len(loose["m_tpmt"]) == sum(loose["channels"].values()) > 0
+    assert sum(loose["tau_flavour"].values()) == loose["events"]  # one tau_h leg per mu-tauh
+    assert (out / "nanoaod_tpmt.png").stat().st_size > 1000
