@@ -221,10 +221,12 @@ def main_impl(args):
         f"and {len(yv)} validation events",
         file=sys.stderr,
     )
-    # the flat model is the default (tpmt.keras, its run files in --out); resonant models get
-    # their own file name and a run folder of their own, so they never overwrite it
-    stem = model_file(args.strategy)[: -len(".keras")]
-    run_dir = args.out if args.strategy == "flat" else os.path.join(args.out, stem)
+    # the flat model is the default (tpmt.keras, its run files in --out); resonant models and
+    # models trained without products get their own file name and a run folder of their own,
+    # so they never overwrite it
+    name = model_file(args.strategy, config.product_dropout)
+    stem = name[: -len(".keras")]
+    run_dir = args.out if name == "tpmt.keras" else os.path.join(args.out, stem)
     run_config = {
         "args": vars(args),
         "config": config.to_dict(),
@@ -245,7 +247,7 @@ def main_impl(args):
         restart=args.restart,
         max_minutes=args.max_minutes,
     )
-    path = os.path.join(args.out, model_file(args.strategy))
+    path = os.path.join(args.out, name)
     training.save_model(model, path)  # atomic: never a half-written file
     print(f"saved {path}")
     return path
@@ -261,9 +263,11 @@ def check_statistics(n_train, n_val):
         )
 
 
-def model_file(strategy):
-    """File name of the trained model: tpmt.keras (flat), tpmt_resonant_sm.keras, ..."""
-    return "tpmt.keras" if strategy == "flat" else f"tpmt_{strategy.replace('-', '_')}.keras"
+def model_file(strategy, product_dropout=0.0):
+    """File name of the trained model: tpmt.keras (flat), tpmt_resonant_sm.keras, ...; with
+    product dropout tpmt_dropproducts.keras (flat) or tpmt_resonant_sm_dropproducts.keras."""
+    stem = "tpmt" if strategy == "flat" else f"tpmt_{strategy.replace('-', '_')}"
+    return f"{stem}_dropproducts.keras" if product_dropout > 0 else f"{stem}.keras"
 
 
 def _load_chunk(chunk, *, channel, drop_nonfinite, reading):

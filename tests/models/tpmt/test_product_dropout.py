@@ -196,8 +196,11 @@ def test_fine_tune_with_product_dropout(h125, tmp_path):
         ["--data", h125, "--epochs", "1", "--out", out, "--quiet", "--init-from", start]
         + ["--product-dropout", "0.5", "--no-flat-weights", "--batch-size", "16"]
     )
-    assert product_dropout_rate(keras.models.load_model(os.path.join(out, "tpmt.keras"))) == 0.5
-    with open(os.path.join(out, "run_config.json")) as f:
+    # its own file and run folder: never the default flat model's
+    assert not os.path.exists(os.path.join(out, "tpmt.keras"))
+    saved = keras.models.load_model(os.path.join(out, "tpmt_dropproducts.keras"))
+    assert product_dropout_rate(saved) == 0.5
+    with open(os.path.join(out, "tpmt_dropproducts", "run_config.json")) as f:
         run = json.load(f)
     assert run["config"]["product_dropout"] == 0.5 and run["args"]["product_dropout"] == 0.5
 
