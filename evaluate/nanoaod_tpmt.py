@@ -43,6 +43,9 @@ def parse_args(argv):
     p.add_argument("--model", default="saved_models/tpmt/tpmt_dropproducts.keras")
     p.add_argument("--input", nargs="+", required=True, help="NanoAOD files")
     p.add_argument("--out", required=True, help="output folder")
+    from data import schemas
+
+    schemas.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -65,14 +68,15 @@ def tau_flavours(paths, d):
     return [int(f) for sub in out for f in sub]
 
 
-def run(model, paths):
+def run(model, paths, schema="auto", mapping=None):
     from data import ditau, schemas
     from models.tpmt.model import predict_named
 
     steps = {}
     for name, fields in STEPS.items():
         try:
-            d = ditau.load(paths, working_points=schemas.WorkingPoints(**fields))
+            wp = schemas.WorkingPoints(**fields)
+            d = ditau.load(paths, schema=schema, mapping=mapping, working_points=wp)
         except UserError as err:
             if "no event" not in str(err):
                 raise
@@ -129,9 +133,11 @@ def main(argv=None):
     checks.model_file(args.model, "TPMT")
     paths = io.expand_paths(args.input)
     n = sum(io.num_entries(p) for p in paths)
+    from data import schemas
     from evaluate.tpmt import load_tpmt
 
-    steps = run(load_tpmt(args.model), paths)
+    reading = schemas.reading_options(args)
+    steps = run(load_tpmt(args.model), paths, reading["schema"], reading["mapping"])
     os.makedirs(args.out, exist_ok=True)
     result = {"inputs": paths, "model": args.model, "entries": n, "steps": steps}
     with open(os.path.join(args.out, "nanoaod_tpmt.json"), "w") as f:
