@@ -297,12 +297,9 @@ def check_branches(path, *, schema="auto", mapping=None, working_points=None, re
     if schema != "hepformers":
         needed += schemas.id_branches(keys, wp, ("Tau", "Muon", "Electron", "Jet"))
     schemas.require(path, keys, [mapping.get(b, b) for b in needed], schema, "TPMT inputs")
-    has_truth = all(mapping.get(b, b) in keys for b in TRUTH_BRANCHES)
-    if require_truth and not has_truth:
-        schemas.require(
-            path, keys, [mapping.get(b, b) for b in TRUTH_BRANCHES], schema,
-            "TPMT targets (generator truth; predict-only use: python -m evaluate.predict)",
-        )  # fmt: skip
+    has_truth = schemas.has_truth(
+        path, keys, TRUTH_BRANCHES, mapping, schema, "TPMT", require_truth
+    )
     return schema, needed, has_truth, keys
 
 

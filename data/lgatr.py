@@ -155,12 +155,9 @@ def load(
         btag, thresholds = schemas.btag_branch(paths[0], keys)
         needed.append(btag)
     schemas.require(paths[0], keys, [mapping.get(b, b) for b in needed], schema, "L-GATr inputs")
-    has_truth = all(mapping.get(b, b) in keys for b in TRUTH_BRANCHES)
-    if require_truth and not has_truth:
-        schemas.require(
-            paths[0], keys, [mapping.get(b, b) for b in TRUTH_BRANCHES], schema,
-            "L-GATr targets (generator truth; predict-only use: python -m evaluate.predict)",
-        )  # fmt: skip
+    has_truth = schemas.has_truth(
+        paths[0], keys, TRUTH_BRANCHES, mapping, schema, "L-GATr", require_truth
+    )
     a = io.read_branches(
         paths,
         needed + TRUTH_BRANCHES * has_truth,

@@ -163,6 +163,19 @@ def require(path, keys, needed, schema, what):
     raise UserError(f"{path} lacks branch {shown} for {what} with --schema {schema}{hint}")
 
 
+def has_truth(path, keys, truth, mapping, schema, what, required=False):
+    """Whether the file holds the generator-truth branches `truth` (after `mapping`).
+
+    Raises:
+        UserError: with `required` (training, evaluation against truth), naming what is missing.
+    """
+    names = [(mapping or {}).get(b, b) for b in truth]
+    if required:
+        hint = "generator truth; predict-only use: python -m evaluate.predict"
+        require(path, keys, names, schema, f"{what} targets ({hint})")
+    return all(n in keys for n in names)
+
+
 def keys_of(path):
     from data import io
 
