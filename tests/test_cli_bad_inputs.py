@@ -234,7 +234,7 @@ CLIS = [
     *(f"evaluate.{m}" for m in EVALUATE_MODELS),
     "evaluate.export",
     "evaluate.predict",
-    "tuning.tpmt",
+    *(f"tuning.{m}" for m in ("tpmt", "lgatr", "partau", "metperceiver", "scouttau")),
 ]
 
 HELP_SCRIPT = """

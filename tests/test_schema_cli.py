@@ -22,6 +22,10 @@ READS_ROOT = {  # module -> whether it reads NanoAOD (working points, --mapping)
     "evaluate.bench.tpmt_speed": True,
     "evaluate.bench.clue_speed": False,
     "tuning.tpmt": True,
+    "tuning.lgatr": True,
+    "tuning.partau": False,
+    "tuning.metperceiver": False,
+    "tuning.scouttau": False,
     "data.validate": False,
 }
 

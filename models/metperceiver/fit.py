@@ -115,6 +115,19 @@ def to_xyw(data, variant, weights=None):
     return x, y, w
 
 
+def met_weights(config, met_gen):
+    """`training.FlatWeights` flattening the generated-MET spectrum `met_gen` (GeV) with the
+    config's histogram, or None without `weighting="flat"`."""
+    import numpy as np
+
+    from models import training
+
+    if config.weighting != "flat":
+        return None
+    lo, hi, step = config.weight_edges
+    return training.FlatWeights(met_gen, np.arange(lo, hi + step, step), config.weight_cap)
+
+
 def compile_model(model, config, jit_compile="auto"):
     import keras
 
@@ -182,12 +195,7 @@ def main_impl(args):
     )
     if scan.validation is None or sum(scan.counts) < 10:
         raise UserError(f"only {sum(scan.counts)} training events in the files")
-    weights = None
-    if config.weighting == "flat":
-        lo, hi, step = config.weight_edges
-        weights = training.FlatWeights(
-            scan.summary, np.arange(lo, hi + step, step), config.weight_cap
-        )
+    weights = met_weights(config, scan.summary)
     dropped = int((scan.validation["n_dropped"] > 0).sum())
     if dropped:
         print(

@@ -1,11 +1,10 @@
-"""The TPMT hypermodel maps hp.* onto the model config and builds trainable models."""
+"""The TPMT hypermodel maps hp.* onto the model config; the search CLI runs and resumes."""
 
 import keras_tuner
-import numpy as np
 import pytest
 
 from models.tpmt.config import get_config
-from tests.models.tpmt.test_tpmt import random_inputs
+from tests.tuning.search_checks import SEARCH, check_resumable_search
 from tuning.tpmt import TPMTHyperModel
 
 
@@ -14,25 +13,31 @@ def test_hypermodel_maps_hyperparameters_onto_config():
     hp = keras_tuner.HyperParameters()
     hp.Fixed("d_model", 32)
     hp.Fixed("num_blocks", 1)
+    hp.Fixed("lambda_m", 0.05)
+    hp.Fixed("learning_rate", 2e-4)
     model = hm.build(hp)
     config = hm.config(hp)
-    assert (config.d_model, config.num_blocks) == (32, 1)
+    assert (config.d_model, config.num_blocks, config.lambda_m) == (32, 1, 0.05)
+    assert config.learning_rate == 2e-4
     assert model.get_layer("legs_projection").units == 32
     assert len([layer for layer in model.layers if layer.name.startswith("encoder_")]) == 1
+    assert float(model.optimizer.learning_rate) == pytest.approx(2e-4)
+
+
+@pytest.fixture(scope="module")
+def flat_file(tmp_path_factory):
+    from data.generate.__main__ import run as generate_run
+
+    path = str(tmp_path_factory.mktemp("ditau") / "flat.root")
+    generate_run("flat", 120, 11, path, progress=False)
+    return path
 
 
 @pytest.mark.e2e  # a whole CLI run: the e2e CI step
-def test_random_search_runs_a_trial(tmp_path):
-    x = random_inputs(n=32)
-    y = np.abs(np.random.default_rng(0).normal(50, 10, (32, 3))).astype("float32")
-    tuner = keras_tuner.RandomSearch(
-        TPMTHyperModel(get_config("cpu")),
-        objective="val_loss",
-        max_trials=1,
-        seed=1,
-        directory=str(tmp_path),
-        project_name="t",
-    )
-    tuner.search(x, y, validation_data=(x, y), epochs=1, batch_size=16, verbose=0)
-    assert len(tuner.oracle.trials) == 1
-    assert np.isfinite(tuner.oracle.get_best_trials(1)[0].score)
+def test_search_cli_runs_and_resumes(flat_file, tmp_path):
+    from tuning.tpmt import main
+
+    out = tmp_path / "search"
+    # --trials: the alias that scripts use
+    argv = ["--data", flat_file, "--out", str(out), *SEARCH, "--trials", "2"]
+    check_resumable_search(main, argv, out)
