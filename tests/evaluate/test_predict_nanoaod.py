@@ -17,7 +17,7 @@ NANO = os.path.join(
     "files",
     "nanoAOD_2015_CMS_Open_Data_ttbar.root",
 )
-TPMT = "saved_models/tpmt/tpmt.keras"  # TODO dropproducts
+TPMT = "saved_models/tpmt/tpmt_dropproducts.keras"
 LGATR = "saved_models/lgatr/lgatr.keras"
 
 
