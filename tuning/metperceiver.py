@@ -92,35 +92,21 @@ def main(argv=None):
     files = io.expand_paths(args.data)
     schemas.only_own_files(args.schema, "the MET Perceiver", files[0])
     import keras
-    import numpy as np
 
     import models
     from models import training
     from models.metperceiver.config import get_config
-    from models.metperceiver.fit import VAL_FRACTION, load_chunk, met_weights, to_xyw
-    from models.metperceiver.model import features_of
+    from models.metperceiver.fit import VAL_FRACTION, scan_events, to_xyw
 
     models.register()
     try:
         base = get_config(args.preset, variant="perceiver", epochs=args.epochs)
     except ValueError as err:
         raise UserError(str(err)) from None
-    chunks = stream.make_chunks(files, args.chunk_events)
-    loader = functools.partial(load_chunk, features=features_of(base), max_cands=base.max_cands)
     training.set_seed(args.seed)
-    scan = stream.scan(
-        chunks,
-        loader,
-        seed=args.seed,
-        val_fraction=VAL_FRACTION,
-        max_val_events=args.max_val_events,
-        subset_events=1,  # no input statistics needed
-        summary=lambda d: np.linalg.norm(d["met_gen"], axis=1),
-        progress=False,
+    chunks, loader, scan, weights = scan_events(
+        files, base, args.chunk_events, args.max_val_events, args.seed, False
     )
-    if scan.validation is None or sum(scan.counts) < 10:
-        raise UserError(f"only {sum(scan.counts)} training events in the files")
-    weights = met_weights(base, scan.summary)
     train = stream.ChunkStream(
         chunks,
         scan.counts,

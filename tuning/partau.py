@@ -98,7 +98,7 @@ def main(argv=None):
     check_args(args)
     import math
 
-    from data import io, partau
+    from data import io
 
     files = io.expand_paths(args.data)
     schemas.only_own_files(args.schema, "ParTau", files[0])
@@ -107,7 +107,7 @@ def main(argv=None):
     import models
     from models import training
     from models.partau.config import get_config
-    from models.partau.fit import jet_weights, targets_for
+    from models.partau.fit import targets_for, training_jets
     from models.partau.pcgrad import PCGRAD_BACKENDS
 
     models.register()
@@ -126,17 +126,8 @@ def main(argv=None):
         raise UserError(
             f"PCGrad needs the TensorFlow, JAX or PyTorch backend: --no-pcgrad on {backend}"
         )
-    data = partau.load(files)
-    train, val = partau.select(data, "train"), partau.select(data, "val")
-    n_train, n_val = len(train["jets"]["pt"]), len(val["jets"]["pt"])
-    if n_train < 10 or n_val < 1:
-        raise UserError(f"only {n_train} training / {n_val} validation jets in the files")
-    tau_t = train["targets"]["tau_id"] == 1
-    if base.variant == "multi" or base.task == "tau_id":
-        if tau_t.all() or not tau_t.any():
-            raise UserError("tau identification needs both tau and quark/gluon jets in --data")
-    w_train = jet_weights(train["jets"], tau_t)
-    w_val = jet_weights(val["jets"], val["targets"]["tau_id"] == 1)
+    train, val, w_train, w_val = training_jets(files, base)
+    n_train = len(train["jets"]["pt"])
     training.set_seed(args.seed)
     jit = backend == "tensorflow" and not args.no_jit
     hypermodel = _hypermodel_class()(

@@ -148,14 +148,41 @@ def compile_model(model, config, jit_compile="auto"):
     return model
 
 
+def scan_events(files, config, chunk_events, max_val_events, seed, progress):
+    """Chunks, chunk loader, validation scan and event weights of a training (fit and search).
+
+    Raises:
+        UserError: fewer than 10 training events.
+    """
+    import numpy as np
+
+    from data import stream
+    from models.metperceiver.model import features_of
+
+    chunks = stream.make_chunks(files, chunk_events)
+    loader = functools.partial(load_chunk, features=features_of(config), max_cands=config.max_cands)
+    scan = stream.scan(
+        chunks,
+        loader,
+        seed=seed,
+        val_fraction=VAL_FRACTION,
+        max_val_events=max_val_events,
+        subset_events=1,  # no input statistics needed; keeps memory at one chunk
+        summary=lambda d: np.linalg.norm(d["met_gen"], axis=1),
+        progress=progress,
+    )
+    if scan.validation is None or sum(scan.counts) < 10:
+        raise UserError(f"only {sum(scan.counts)} training events in the files")
+    return chunks, loader, scan, met_weights(config, scan.summary)
+
+
 def main_impl(args):
     import keras
-    import numpy as np
 
     from data import io, stream
     from models import training
     from models.metperceiver.config import get_config
-    from models.metperceiver.model import build_model, features_of
+    from models.metperceiver.model import build_model
 
     try:
         config = get_config(
@@ -180,22 +207,10 @@ def main_impl(args):
         pileup = dict(mu=200.0, library_events=100_000, library_seed=1, cache="cache")
         n = args.events or DEFAULT_EVENTS
         files = [cached("ttbar_pu", n, args.seed, args.cache, sample="ttbar-pu", pileup=pileup)]
-    chunks = stream.make_chunks(files, args.chunk_events)
-    loader = functools.partial(load_chunk, features=features_of(config), max_cands=config.max_cands)
     training.set_seed(args.seed)
-    scan = stream.scan(
-        chunks,
-        loader,
-        seed=args.seed,
-        val_fraction=VAL_FRACTION,
-        max_val_events=args.max_val_events,
-        subset_events=1,  # no input statistics needed; keeps memory at one chunk
-        summary=lambda d: np.linalg.norm(d["met_gen"], axis=1),
-        progress=not args.quiet,
+    chunks, loader, scan, weights = scan_events(
+        files, config, args.chunk_events, args.max_val_events, args.seed, not args.quiet
     )
-    if scan.validation is None or sum(scan.counts) < 10:
-        raise UserError(f"only {sum(scan.counts)} training events in the files")
-    weights = met_weights(config, scan.summary)
     dropped = int((scan.validation["n_dropped"] > 0).sum())
     if dropped:
         print(

@@ -89,6 +89,30 @@ def jet_weights(jets, is_tau):
     return class_weights(is_tau, p, theta)
 
 
+def training_jets(files, config):
+    """The training and validation jets of `files` with their weights (fit and search).
+
+    Returns:
+        (train, val, w_train, w_val): `partau.select` dicts and per-jet weights.
+    Raises:
+        UserError: too few jets, or tau identification without both jet kinds.
+    """
+    from data import partau
+
+    data = partau.load(files)
+    train, val = partau.select(data, "train"), partau.select(data, "val")
+    n_train, n_val = len(train["jets"]["pt"]), len(val["jets"]["pt"])
+    if n_train < 10 or n_val < 1:
+        raise UserError(f"only {n_train} training / {n_val} validation jets in the files")
+    tau_t = train["targets"]["tau_id"] == 1
+    if config.variant == "multi" or config.task == "tau_id":
+        if tau_t.all() or not tau_t.any():
+            raise UserError("tau identification needs both tau and quark/gluon jets in --data")
+    w_train = jet_weights(train["jets"], tau_t)
+    w_val = jet_weights(val["jets"], val["targets"]["tau_id"] == 1)
+    return train, val, w_train, w_val
+
+
 def targets_for(targets, tasks):
     return {t: targets[t] for t in tasks}
 
@@ -124,7 +148,7 @@ def main_impl(args):
     import keras
     import numpy as np
 
-    from data import io, partau
+    from data import io
     from models import training
     from models.partau.config import get_config
     from models.partau.model import build_model
@@ -168,17 +192,9 @@ def main_impl(args):
         ]
     )
     schemas.only_own_files(args.schema, "ParTau", files[0])
-    data = partau.load(files)
-    train, val = partau.select(data, "train"), partau.select(data, "val")
+    train, val, w_train, w_val = training_jets(files, config)
     n_train, n_val = len(train["jets"]["pt"]), len(val["jets"]["pt"])
-    if n_train < 10 or n_val < 1:
-        raise UserError(f"only {n_train} training / {n_val} validation jets in the files")
     tau_t = train["targets"]["tau_id"] == 1
-    if config.variant == "multi" or config.task == "tau_id":
-        if tau_t.all() or not tau_t.any():
-            raise UserError("tau identification needs both tau and quark/gluon jets in --data")
-    w_train = jet_weights(train["jets"], tau_t)
-    w_val = jet_weights(val["jets"], val["targets"]["tau_id"] == 1)
     training.set_seed(args.seed)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")

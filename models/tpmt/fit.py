@@ -270,7 +270,7 @@ def model_file(strategy, product_dropout=0.0):
     return f"{stem}_dropproducts.keras" if product_dropout > 0 else f"{stem}.keras"
 
 
-def _load_chunk(chunk, *, channel, drop_nonfinite, reading):
+def _load_chunk(chunk, *, channel, drop_nonfinite, reading=None):
     """(inputs, targets) of one chunk of a training file."""
     from data.ditau import load
 
@@ -280,7 +280,7 @@ def _load_chunk(chunk, *, channel, drop_nonfinite, reading):
         drop_nonfinite=drop_nonfinite,
         entries=(chunk.start, chunk.stop),
         require_truth=True,
-        **reading,
+        **(reading or {}),
     )
     if d["targets"] is None:
         raise UserError(f"{chunk.path} has no generator truth (GenTau_*): cannot train on it")
