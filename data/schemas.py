@@ -8,7 +8,8 @@
 - `pfnano`: NanoAOD plus the PFNano candidate tables (`PFCands_*`, `JetPFCands_jetIdx`,
   `JetPFCands_pFCandsIdx`); a tau's decay products are the candidates of its jet
   (`Tau_jetIdx`) inside the HPS signal region.
-- `auto` (the CLIs' default): the first of these whose marker branches the file holds.
+- `auto` (the CLIs' default): pfnano or nanoaod when the file holds their marker branches
+  (`MARKERS`: CMS files have run / luminosityBlock numbers), else hepformers.
 
 A user's other ntuple: pass a `mapping` (canonical name -> name in the file) on top of the
 schema that is closest.
@@ -45,7 +46,8 @@ TAU_ID_BRANCHES = (
     ("Tau_idMVAoldDM2017v2", "bits", _WP_NAMES[1:]),  # v5-v8: bit 0 = VVLoose
     ("Tau_idMVAoldDM", "bits", _WP_NAMES[2:]),  # 2015/2016 files: bit 0 = VLoose
 )
-# Decay-mode finding: HPS modes the toolkit's taus have (1 and 3 prongs with pi0s).
+# Decay-mode finding: the HPS 1- and 3-prong modes (the 2-prong modes 5-7 are left out: the
+# toolkit's training taus have none).
 TAU_DECAY_MODES = (0, 1, 2, 10, 11)
 # Muon ID (boolean branch) and relative PF isolation (cone 0.4) per working point.
 # "iso": isolation only, for files whose ID flags were not filled (some Open Data NanoAODs).
@@ -245,8 +247,8 @@ def object_masks(a, keys, wp, collections):
     """Per-object identification and kinematic masks (jagged bool) on NanoAOD branches.
 
     Taus: HPS decay modes TAU_DECAY_MODES, the VS-jet working point, pT > 20, |eta| < 2.3.
-    Muons / electrons: ID (and isolation) working point, pT > 20 ... the caller's thresholds
-    are applied later; here |eta| < 2.4 only. Jets: jet ID, pT > 20, |eta| < 4.7.
+    Muons / electrons: the ID (and isolation) working point and |eta| < 2.4 (each loader adds
+    its pT thresholds). Jets: jet ID, pT > 20, |eta| < 4.7.
     """
     out = {}
     if "Tau" in collections:
