@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import pytest
 
+import models
 from tests.backends.cases import CASES, N_EVENTS
 from tests.backends.fixtures.make_reference import (
     FIXTURES,
@@ -31,6 +32,7 @@ from tests.backends.fixtures.make_reference import (
 )
 
 pytestmark = pytest.mark.backends
+models.register()  # the toolkit's classes, as a user's `import models` (any test order, worker)
 
 SAVED = sorted(glob.glob(os.path.join(ROOT, "saved_models", "*", "*.keras")))
 
