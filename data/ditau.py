@@ -247,8 +247,10 @@ def _read(paths, schema, mapping, drop_nonfinite, entries, working_points, requi
         (dict of branches with `Tau_index`, `*_genTauIdx` (-1 without truth) and `__entry__`,
         the resolved schema, whether truth was read).
     """
+    from data import schemas
+
     paths = io.expand_paths(paths)
-    wp = working_points or _default_working_points()
+    wp = working_points or schemas.WorkingPoints()
     schema, needed, has_truth, keys = check_branches(
         paths[0], schema=schema, mapping=mapping, working_points=wp, require_truth=require_truth
     )
@@ -270,12 +272,6 @@ def _read(paths, schema, mapping, drop_nonfinite, entries, working_points, requi
         empty = a["Tau_pt"][:, :0]
         a.update({f"PFCand_{f}": empty for f in (*_PF, "tauIdx")})
     return a, schema, has_truth
-
-
-def _default_working_points():
-    from data import schemas
-
-    return schemas.WorkingPoints()
 
 
 def check_branches(path, *, schema="auto", mapping=None, working_points=None, require_truth=False):
