@@ -140,7 +140,7 @@ class ChunkStream(_keras_pydataset()):
     Each epoch: chunks in a seeded random order, grouped `buffer_chunks` at a time; a group's
     training events (the complement of `scan`'s validation split) are loaded, passed through
     `transform`, shuffled and concatenated into one stream that is cut into batches (the
-    last incomplete batch of an epoch is dropped).
+    last batch of an epoch may be short, unless `drop_last`).
 
     Args:
         chunks: list of `Chunk`.
@@ -154,6 +154,9 @@ class ChunkStream(_keras_pydataset()):
             buffer with a seeded numpy Generator (augmentation such as mirrored copies may
             change the event count by a fixed factor `multiplicity`).
         multiplicity: events out of `transform` per event in.
+        drop_last: drop the last partial batch of an epoch (distributed runs need equal
+            batches in every process).
+        max_batches: at most this many batches per epoch (the same count in every process).
     """
 
     def __init__(
@@ -168,6 +171,8 @@ class ChunkStream(_keras_pydataset()):
         buffer_chunks=4,
         transform=None,
         multiplicity=1,
+        drop_last=False,
+        max_batches=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -175,6 +180,7 @@ class ChunkStream(_keras_pydataset()):
         self.load_chunk, self.transform = load_chunk, transform
         self.batch_size, self.seed, self.val_fraction = batch_size, seed, val_fraction
         self.buffer_chunks, self.multiplicity = buffer_chunks, multiplicity
+        self.drop_last, self.max_batches = drop_last, max_batches
         self.epoch = 0
         # Keras may call __getitem__ from more than one thread: buffers are loaded under a
         # lock and kept in a small LRU cache, so each is read once per epoch
@@ -183,7 +189,9 @@ class ChunkStream(_keras_pydataset()):
             raise UserError("no training events to stream")
 
     def __len__(self):
-        return -(-int(self.counts.sum()) * self.multiplicity // self.batch_size)
+        events = int(self.counts.sum()) * self.multiplicity
+        n = events // self.batch_size if self.drop_last else -(-events // self.batch_size)
+        return n if self.max_batches is None else min(n, self.max_batches)
 
     def on_epoch_end(self):
         with self._lock:

@@ -247,6 +247,7 @@ def fit(
     reduce_lr=True,
     seed=None,
     restart=False,
+    distributed=False,
 ):
     """Train with the standard callbacks; writes `run_config.json` next to the model when
     the training succeeded.
@@ -271,6 +272,8 @@ def fit(
         seed: fixes the order of the training arrays in every epoch (default: the run
             config's args.seed, else 0).
         restart: discard an unfinished run's backup and start afresh.
+        distributed: a data-parallel run (models/distribute.py): no physics monitor (its
+            predictions would be a collective step that every process must join).
     Returns:
         the keras History (of all epochs, those before an interruption included).
     Raises:
@@ -299,7 +302,7 @@ def fit(
         run_config=run_config,
         resume_state=state,
         data=train,
-        validation=val if isinstance(val, tuple) else None,
+        validation=val if isinstance(val, tuple) and not distributed else None,
     )
     # batches come in the dataset's own seeded order (streams also read their chunks in
     # batch order: Keras' batch-order shuffling would make every batch load another chunk)

@@ -12,6 +12,17 @@ and leaves in DIR (the keras-tuner project folder):
     logs/<trial_id>/    the TensorBoard run of each trial (`tensorboard --logdir DIR/logs`)
     best_trials.md      the best trials: rank, trial id, val_loss and hyperparameter values
     best_trials.json    the same, for scripts
+    trials_run.tsv      one line per trial run: trial id, the tuner (process) that ran it, status
+
+Distributed: the same command runs as keras-tuner's chief (which serves the oracle) or as one
+of its workers (which run trials) when keras-tuner's environment variables are set, e.g.
+
+    KERASTUNER_TUNER_ID=chief   KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000 CMD
+    KERASTUNER_TUNER_ID=tuner0  KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000 CMD
+    KERASTUNER_TUNER_ID=tuner1  ...
+
+with `--out` on a file system shared by all of them; the chief writes best_trials.md when the
+workers are done. `python -m tuning.cluster` starts a chief and N workers on this machine.
 
 Each trial trains with `keras.callbacks.EarlyStopping` on val_loss (the base config's patience)
 and, where the model's learning rate is not a schedule, ReduceLROnPlateau as in the fits.
@@ -36,6 +47,7 @@ from data.errors import UserError
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVE = "val_loss"
 TOP_TRIALS = 10  # rows of best_trials.md
+TRIAL_LOG = "trials_run.tsv"  # trial id, tuner id (chief/worker), status: one line per trial run
 
 
 def add_arguments(parser, model, *, trials_alias=False):
@@ -134,6 +146,13 @@ def _tuner_class(kind):
     }[kind]
 
     class Tuner(base):
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            # which process ran which trial (appended line by line: safe from several workers)
+            path = os.path.join(self.project_dir, TRIAL_LOG)
+            with open(path, "a") as f:
+                f.write(f"{trial.trial_id}\t{self.tuner_id}\t{trial.status}\n")
+
         def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
             # keras-tuner gives each trial its own TensorBoard folder (with hparams) on the
             # TensorFlow backend only: do the same on the others
@@ -197,7 +216,8 @@ def run(args, hypermodel, x, y=None, *, validation_data, reduce_lr=True, **fit_k
         reduce_lr: False for models whose learning rate is a schedule.
     """
     tuner = make_tuner(args, hypermodel)
-    done = _finished(tuner)
+    worker = role() == "worker"
+    done = 0 if worker else _finished(tuner)
     if done:
         print(f"resuming the search in {args.out}: {done} trials done", file=sys.stderr)
     tuner.search(
@@ -209,11 +229,23 @@ def run(args, hypermodel, x, y=None, *, validation_data, reduce_lr=True, **fit_k
         verbose=2,
         **fit_kwargs,
     )
+    if worker:  # the chief holds the oracle and writes the summary
+        print(f"worker {tuner.tuner_id}: no trials left", file=sys.stderr)
+        return tuner
     rows = write_best(tuner, args.out)
     if rows:
         print(f"best trial {rows[0]['trial_id']}: {rows[0]['hyperparameters']}", file=sys.stderr)
     print(f"wrote {os.path.join(args.out, 'best_trials.md')}", file=sys.stderr)
     return tuner
+
+
+def role():
+    """ "chief", "worker" or None: keras-tuner's distributed mode, from its environment
+    variables KERASTUNER_TUNER_ID ("chief" or a worker's id such as "tuner0"),
+    KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT (the chief's gRPC oracle)."""
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return None
+    return "chief" if "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") else "worker"
 
 
 def _finished(tuner):

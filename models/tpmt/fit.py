@@ -119,6 +119,9 @@ def parse_args(argv):
     from data import schemas
 
     schemas.add_arguments(p, working_points=True)
+    from models import distribute
+
+    distribute.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -156,7 +159,7 @@ def main_impl(args):
         raise UserError(str(err)) from None
     if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
-    from data import io, stream
+    from data import io
 
     files = (
         io.expand_paths(args.data)
@@ -170,50 +173,40 @@ def main_impl(args):
 
     reading = schemas.reading_options(args)
     ditau.check_branches(files[0], require_truth=True, **reading)  # before the scan
-    chunks = stream.make_chunks(files, args.chunk_events)
+    from models import distribute
 
-    load_chunk = functools.partial(
-        _load_chunk,
+    plan = distribute.setup(args)
+    if config.batch_size % plan.devices and plan.num_processes == 1:
+        raise UserError(
+            f"--batch-size {config.batch_size} does not split over {plan.devices} devices"
+        )
+    training.set_seed(args.seed)
+    hypotheses = args.hypothesis_true_fraction if args.parametric else None
+    train, val, scan, _ = training_stream(
+        files,
+        reading,
         channel=args.channel,
         drop_nonfinite=args.drop_nonfinite,
-        reading=reading,
-    )
-    training.set_seed(args.seed)
-    scan = stream.scan(chunks, load_chunk, seed=args.seed, summary=lambda d: d[1][:, 2])
-    check_statistics(sum(scan.counts), 0 if scan.validation is None else len(scan.validation[1]))
-    xv, yv = scan.validation
-    weights = None
-    if args.strategy == "flat" and not args.no_flat_weights:
-        weights = training.FlatWeights(scan.summary, FLAT_WEIGHT_EDGES)
-    hypotheses = args.hypothesis_true_fraction if args.parametric else None
-    transform = functools.partial(
-        _augment, weights=weights, mirrored=not args.no_mirror, hypotheses=hypotheses
-    )
-    train = stream.ChunkStream(
-        chunks,
-        scan.counts,
-        load_chunk,
-        config.batch_size,
+        chunk_events=args.chunk_events,
+        batch_size=config.batch_size,
         seed=args.seed,
-        transform=transform,
-        multiplicity=1 if args.no_mirror else 2,
+        flat_weights=args.strategy == "flat" and not args.no_flat_weights,
+        mirrored=not args.no_mirror,
+        hypotheses=hypotheses,
+        plan=plan,
     )
-    if hypotheses is not None:
-        xv = {
-            **xv,
-            "mass_hypothesis": draw_hypotheses(yv, hypotheses, np.random.default_rng(args.seed)),
-        }
-    val = (xv, yv) if weights is None else (xv, yv, weights(yv[:, 2]))
-    if args.init_from:
-        # the file holds its own graph: put in (or change, or take out) the product dropout
-        model = training.load_trained(args.init_from, "TPMT")
-        model = compile_model(with_product_dropout(model, config.product_dropout), config)
-    else:
-        stats = input_stats(scan.subset[0])
-        if hypotheses is not None:
-            h = draw_hypotheses(scan.subset[1], hypotheses, np.random.default_rng(args.seed))
-            stats["hypothesis"] = training.masked_stats(np.log(h))
-        model = compile_model(build_model(config, stats), config)
+    yv = val[1]
+    with plan.scope():  # the model's variables live on every device of the run
+        if args.init_from:
+            # the file holds its own graph: put in (or change, or take out) the product dropout
+            model = training.load_trained(args.init_from, "TPMT")
+            model = compile_model(with_product_dropout(model, config.product_dropout), config)
+        else:
+            stats = input_stats(scan.subset[0])
+            if hypotheses is not None:
+                h = draw_hypotheses(scan.subset[1], hypotheses, np.random.default_rng(args.seed))
+                stats["hypothesis"] = training.masked_stats(np.log(h))
+            model = compile_model(build_model(config, stats), config)
     n_train = sum(scan.counts)
     print(
         f"TPMT preset {args.preset}: {model.count_params()} parameters, {n_train} training "
@@ -226,7 +219,8 @@ def main_impl(args):
     # so they never overwrite it
     name = model_file(args.strategy, config.product_dropout)
     stem = name[: -len(".keras")]
-    run_dir = args.out if name == "tpmt.keras" else os.path.join(args.out, stem)
+    out = plan.out_dir(args.out)
+    run_dir = out if name == "tpmt.keras" else os.path.join(out, stem)
     run_config = {
         "args": vars(args),
         "config": config.to_dict(),
@@ -234,23 +228,104 @@ def main_impl(args):
         "training_events": n_train,
         "validation_events": len(yv),
     }
-    training.fit(
-        model,
-        train,
-        val,
-        config,
-        model_name="tpmt",
-        out_dir=run_dir,
-        run_config=run_config,
-        verbose=0 if args.quiet else 2,
-        seed=args.seed,
-        restart=args.restart,
-        max_minutes=args.max_minutes,
-    )
-    path = os.path.join(args.out, name)
+    with plan.scope():
+        training.fit(
+            model,
+            train,
+            val,
+            config,
+            model_name="tpmt",
+            out_dir=run_dir,
+            run_config=run_config,
+            verbose=0 if args.quiet else 2,
+            seed=args.seed,
+            restart=args.restart,
+            max_minutes=args.max_minutes,
+            distributed=plan.distributed,
+            log_root="runs" if plan.process_id == 0 else os.path.join(out, "runs"),
+        )
+    path = os.path.join(out, name)
     training.save_model(model, path)  # atomic: never a half-written file
     print(f"saved {path}")
     return path
+
+
+def training_stream(
+    files,
+    reading,
+    *,
+    channel,
+    drop_nonfinite,
+    chunk_events,
+    batch_size,
+    seed,
+    flat_weights=True,
+    mirrored=True,
+    hypotheses=None,
+    val_fraction=0.2,
+    plan=None,
+):
+    """The streamed training set of a TPMT fit or search: (train, val, scan, weights).
+
+    `train` is a `stream.ChunkStream` of (x, y[, w]) batches; `val` the (x, y[, w]) validation
+    events held out from every chunk (None with val_fraction=0); `scan` the `stream.Scan`;
+    `weights` the flat-mass `training.FlatWeights` (or None). With a distributed `plan`
+    (models/distribute.py) the process streams its own shard of the chunks, in full batches,
+    as many as every other process; the standardisation subset comes from the first chunks
+    of the full list (the same in every process).
+    """
+    import numpy as np
+
+    from data import stream
+    from models import distribute, training
+
+    plan = plan or distribute.Plan()
+    every_chunk = stream.make_chunks(files, chunk_events)
+    chunks = plan.shard(every_chunk)
+    load_chunk = functools.partial(
+        _load_chunk, channel=channel, drop_nonfinite=drop_nonfinite, reading=reading
+    )
+    scan = stream.scan(
+        chunks, load_chunk, seed=seed, val_fraction=val_fraction, summary=lambda d: d[1][:, 2]
+    )
+    if plan.num_processes > 1:  # one standardisation for all: the first chunks of the list
+        common = every_chunk[: -(-50_000 // chunk_events)]
+        subset = stream.scan(common, load_chunk, seed=seed, val_fraction=0.0, progress=False)
+        scan.subset = subset.subset
+    n_val = 0 if scan.validation is None else len(scan.validation[1])
+    check_statistics(sum(scan.counts), n_val if val_fraction > 0 else 1)
+    weights = training.FlatWeights(scan.summary, FLAT_WEIGHT_EDGES) if flat_weights else None
+    transform = functools.partial(
+        _augment, weights=weights, mirrored=mirrored, hypotheses=hypotheses
+    )
+    train = stream.ChunkStream(
+        chunks,
+        scan.counts,
+        load_chunk,
+        batch_size,
+        seed=seed,
+        val_fraction=val_fraction,
+        transform=transform,
+        multiplicity=2 if mirrored else 1,
+        drop_last=plan.distributed,
+    )
+    if plan.distributed:
+        train.max_batches = plan.agree_min(len(train))
+    val = None
+    if scan.validation is not None:
+        xv, yv = scan.validation
+        if hypotheses is not None:
+            h = draw_hypotheses(yv, hypotheses, np.random.default_rng(seed))
+            xv = {**xv, "mass_hypothesis": h}
+        val = (xv, yv) if weights is None else (xv, yv, weights(yv[:, 2]))
+        if plan.distributed:  # whole batches, as many in every process
+            n = plan.agree_min(len(yv)) // batch_size * batch_size
+            if n == 0:
+                raise UserError(
+                    f"fewer than --batch-size {batch_size} validation events in a process's shard"
+                )
+            val = distribute.cut_to(val, n)
+    return train, val, scan, weights
 
 
 def check_statistics(n_train, n_val):
@@ -346,7 +421,13 @@ def check_args(args):
         raise UserError(f"--product-dropout must be in [0, 1), got {args.product_dropout}")
     if args.init_from:
         checks.model_file(args.init_from, "TPMT", "--init-from")
-    args.out = checks.fit_out_dir(args.out, "tpmt", args.overwrite)
+    from models import distribute
+
+    distribute.check_args(args)
+    if args.num_processes > 1 and args.out is None:
+        raise UserError("a multi-process run needs --out (the same in every process)")
+    if args.process_id == 0:  # the other processes write into <out>/process-<k>
+        args.out = checks.fit_out_dir(args.out, "tpmt", args.overwrite)
 
 
 @cli

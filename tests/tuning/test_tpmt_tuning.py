@@ -41,3 +41,16 @@ def test_search_cli_runs_and_resumes(flat_file, tmp_path):
     # --trials: the alias that scripts use
     argv = ["--data", flat_file, "--out", str(out), *SEARCH, "--trials", "2"]
     check_resumable_search(main, argv, out)
+
+
+@pytest.mark.e2e
+def test_search_scores_trials_on_held_out_files(flat_file, tmp_path, capsys):
+    import json
+
+    from tuning.tpmt import main
+
+    out = tmp_path / "held_out"
+    argv = ["--data", flat_file, "--validation", flat_file, "--out", str(out), *SEARCH]
+    main([*argv, "--max-trials", "1"])
+    assert "validation events (held-out files)" in capsys.readouterr().err
+    assert json.loads((out / "best_trials.json").read_text())["trials_completed"] == 1

@@ -1,0 +1,147 @@
+"""Data-parallel training for the fit CLIs: `--distribution data-parallel`.
+
+    # one process, all local devices (JAX: every CPU/GPU device; TensorFlow: MirroredStrategy)
+    KERAS_BACKEND=jax python -m models.tpmt.fit --distribution data-parallel ...
+    # several processes (one per host, or several on one host), JAX only:
+    KERAS_BACKEND=jax python -m models.tpmt.fit --distribution data-parallel \\
+        --job-addresses host0:1234 --num-processes 2 --process-id 0 ...   # and 1 on the other
+
+The engines are Keras' own. On JAX, `keras.distribution.DataParallel` replicates the weights
+over every device of every process and splits each global batch along the batch axis; across
+processes `keras.distribution.initialize` starts JAX's distributed runtime (on CPU with gloo
+collectives), and each process feeds its own per-process batch (`--batch-size` is per process:
+the global batch is num_processes times larger), read from its own shard of the training
+chunks. On TensorFlow, `tf.distribute.MirroredStrategy` serves one host with several GPUs
+(MultiWorkerMirroredStrategy does not work with Keras 3's `fit`, keras-team/keras#20585).
+
+Every process must run the same number of steps with batches of one size, so a distributed
+run drops each epoch's last partial batch and trains on the number of full batches that the
+smallest shard has; the validation events of every process are cut to the same count as well.
+The model's input standardisation comes from the first chunks of the full file list, read by
+every process, so all processes build the same graph. Process 0 writes the run folder;
+process k > 0 writes its own into `<out>/process-<k>`.
+"""
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+
+from data.errors import UserError
+
+MODES = ("none", "data-parallel")
+
+
+def add_arguments(parser):
+    g = parser.add_argument_group("distributed training (models/distribute.py)")
+    g.add_argument(
+        "--distribution",
+        default="none",
+        choices=MODES,
+        help="data-parallel: keras.distribution.DataParallel (JAX) over all devices and "
+        "processes, or MirroredStrategy (TensorFlow, one host); default none",
+    )
+    g.add_argument(
+        "--job-addresses",
+        default=None,
+        help="JAX multi-process: the coordinator's host:port (process 0), or every process's "
+        "address comma-separated",
+    )
+    g.add_argument("--num-processes", type=int, default=1, help="JAX multi-process: how many")
+    g.add_argument("--process-id", type=int, default=0, help="JAX multi-process: this one's rank")
+
+
+def check_args(args):
+    """Checks that need no backend (run before any work)."""
+    n, pid = args.num_processes, args.process_id
+    if n < 1 or not 0 <= pid < n:
+        raise UserError(f"--process-id must be in [0, --num-processes), got {pid} of {n}")
+    if n > 1 and args.distribution != "data-parallel":
+        raise UserError("--num-processes > 1 needs --distribution data-parallel")
+    if n > 1 and not args.job_addresses:
+        raise UserError("--num-processes > 1 needs --job-addresses HOST:PORT (the coordinator)")
+    if args.distribution == "data-parallel":
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        if backend not in ("jax", "tensorflow"):
+            raise UserError(
+                f"--distribution data-parallel needs the JAX or TensorFlow backend, not {backend}"
+            )
+        if n > 1 and backend != "jax":
+            raise UserError(
+                "multi-process training needs KERAS_BACKEND=jax (TensorFlow's "
+                "MultiWorkerMirroredStrategy does not work with Keras 3 fit)"
+            )
+
+
+@dataclass
+class Plan:
+    """Where this process stands in a (possibly) distributed run."""
+
+    process_id: int = 0
+    num_processes: int = 1
+    devices: int = 1
+    strategy: object = field(default=None, repr=False)  # TensorFlow MirroredStrategy
+
+    @property
+    def distributed(self):
+        return self.devices > 1 or self.num_processes > 1
+
+    def scope(self):
+        """Context in which the model is built, compiled and trained."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def shard(self, chunks):
+        """This process's share of the training chunks (every num_processes-th)."""
+        if self.num_processes == 1:
+            return list(chunks)
+        if len(chunks) < self.num_processes:
+            raise UserError(
+                f"{len(chunks)} training chunks for {self.num_processes} processes: use a "
+                "smaller --chunk-events or more files"
+            )
+        return list(chunks)[self.process_id :: self.num_processes]
+
+    def agree_min(self, value):
+        """The smallest `value` over all processes (every process must call it)."""
+        if self.num_processes == 1:
+            return int(value)
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        return int(np.min(multihost_utils.process_allgather(np.int64(value))))
+
+    def out_dir(self, out):
+        """Process 0 writes `out`; the others `out/process-<k>`."""
+        return out if self.process_id == 0 else os.path.join(out, f"process-{self.process_id}")
+
+
+def setup(args):
+    """Start the distribution that `args` asks for; call before any model is built."""
+    if args.distribution == "none":
+        return Plan()
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        if args.num_processes > 1:
+            import jax
+
+            # CPU processes exchange gradients through gloo (no-op for GPU/TPU collectives)
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            keras.distribution.initialize(args.job_addresses, args.num_processes, args.process_id)
+        devices = keras.distribution.list_devices()
+        # each process feeds its own batches: Keras must not shard a dataset itself
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+        )
+        return Plan(args.process_id, args.num_processes, len(devices))
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy()
+    return Plan(devices=strategy.num_replicas_in_sync, strategy=strategy)
+
+
+def cut_to(arrays, n):
+    """The first `n` events of a (nested) tuple / dict of arrays."""
+    from data import stream
+
+    return stream.take(arrays, slice(0, n))
