@@ -377,3 +377,33 @@ def save_model(model, path):
     from models import resume
 
     resume.save_model(model, path)
+
+
+def apply_hyperparameters(config, path, rank=1):
+    """`config` with the fields that a search's best trial set (`python -m tuning.<model>`
+    writes OUT/best_trials.json; its hyperparameters are named after config fields).
+
+    Raises:
+        UserError: a missing or foreign file, or a name that is not a field of the config.
+    """
+    import dataclasses
+    import json
+
+    from data.errors import UserError
+
+    try:
+        with open(path) as f:
+            rows = json.load(f)["best"]
+        values = rows[rank - 1]["hyperparameters"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise UserError(f"{path} is not a search's best_trials.json with a trial {rank}") from None
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise UserError(f"{path}: {', '.join(unknown)} are not {type(config).__name__} fields")
+    # tuple fields are searched as "a,b,c" strings (tuning.search.tuple_choice)
+    parsed = {
+        k: tuple(int(x) for x in v.split(",")) if isinstance(fields[k], tuple) else v
+        for k, v in values.items()
+    }
+    return dataclasses.replace(config, **parsed)

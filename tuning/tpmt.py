@@ -139,6 +139,10 @@ def main(argv=None):
         if len(d["meta"]["channel"]) == 0:
             raise UserError(f"no selected events in the --validation files {held_out}")
         yv = target_matrix(d["targets"])
+        if weights is not None:  # flat over the held-out files' own mass spectrum
+            from models.tpmt.fit import FLAT_WEIGHT_EDGES
+
+            weights = training.FlatWeights(yv[:, 2], FLAT_WEIGHT_EDGES)
         val = (d["inputs"], yv) if weights is None else (d["inputs"], yv, weights(yv[:, 2]))
     print(
         f"TPMT search: {sum(scan.counts)} training events streamed from {len(files)} files, "

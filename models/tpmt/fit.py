@@ -59,6 +59,13 @@ def parse_args(argv):
         default=None,
         help="events per generated default sample (default: 30k flat)",
     )
+    p.add_argument(
+        "--hyperparameters",
+        default=None,
+        metavar="BEST_TRIALS_JSON",
+        help="apply the best trial of a search (OUT/best_trials.json of python -m tuning.tpmt) "
+        "on top of --preset; --epochs / --batch-size / --learning-rate still win",
+    )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
@@ -155,6 +162,14 @@ def main_impl(args):
             parametric=args.parametric or None,
             product_dropout=args.product_dropout,
         )
+        if args.hyperparameters:
+            explicit = {
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "learning_rate": args.learning_rate,
+            }
+            config = training.apply_hyperparameters(config, args.hyperparameters)
+            config = get_config_like(config, explicit)
     except ValueError as err:
         raise UserError(str(err)) from None
     if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
@@ -326,6 +341,13 @@ def training_stream(
                 )
             val = distribute.cut_to(val, n)
     return train, val, scan, weights
+
+
+def get_config_like(config, overrides):
+    """`config` with the given fields replaced (None values are ignored)."""
+    import dataclasses
+
+    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def check_statistics(n_train, n_val):

@@ -1,6 +1,7 @@
 """The shared fit harness helpers."""
 
 import numpy as np
+import pytest
 
 from models import training
 
@@ -50,3 +51,27 @@ def test_time_budget_stops_and_keeps_the_best_epoch():
     assert len(hist.history["loss"]) == 1  # the budget ended after the first epoch
     assert budget.best == hist.history["val_loss"][0]
     assert training.TimeBudget(**budget.get_config()).get_config() == budget.get_config()
+
+
+def test_apply_hyperparameters_of_a_search_onto_a_config(tmp_path):
+    import json
+
+    from data.errors import UserError
+    from models.partau.config import get_config as partau_config
+    from models.tpmt.config import get_config
+
+    path = tmp_path / "best_trials.json"
+    best = [{"rank": 1, "hyperparameters": {"d_model": 32, "lambda_m": 0.02}}]
+    path.write_text(json.dumps({"best": best}))
+    config = training.apply_hyperparameters(get_config("cpu"), path)
+    assert (config.d_model, config.lambda_m) == (32, 0.02)
+    assert config.num_heads == get_config("cpu").num_heads  # untouched fields stay
+    # tuple fields are searched as "a,b,c" strings
+    path.write_text(json.dumps({"best": [{"hyperparameters": {"embed_dims": "32,64,32"}}]}))
+    assert training.apply_hyperparameters(partau_config("cpu"), path).embed_dims == (32, 64, 32)
+    path.write_text(json.dumps({"best": [{"hyperparameters": {"no_such_field": 1}}]}))
+    with pytest.raises(UserError, match="no_such_field are not TPMTConfig fields"):
+        training.apply_hyperparameters(get_config("cpu"), path)
+    path.write_text("[]")
+    with pytest.raises(UserError, match="not a search's best_trials.json"):
+        training.apply_hyperparameters(get_config("cpu"), path)
