@@ -56,7 +56,7 @@ def concat(parts):
     return np.concatenate(parts)
 
 
-def _length(arrays):
+def length(arrays):
     while isinstance(arrays, (dict, tuple)):
         arrays = next(iter(arrays.values())) if isinstance(arrays, dict) else arrays[0]
     return len(arrays)
@@ -107,12 +107,12 @@ def scan(
     n_val = n_sub = 0
     for i, chunk in enumerate(tqdm(chunks, desc="scan", unit="chunk", disable=not progress)):
         data = load_chunk(chunk)
-        is_val = _val_mask(_length(data), seed, i, val_fraction)
+        is_val = _val_mask(length(data), seed, i, val_fraction)
         train = take(data, ~is_val)
         counts.append(int((~is_val).sum()))
         if n_val < max_val_events and is_val.any():
             val.append(take(data, np.nonzero(is_val)[0][: max_val_events - n_val]))
-            n_val += _length(val[-1])
+            n_val += length(val[-1])
         if n_sub < subset_events and counts[-1]:
             subset.append(train)
             n_sub += counts[-1]
@@ -219,12 +219,12 @@ class ChunkStream(_keras_pydataset()):
             parts = []
             for i in groups[g]:
                 data = self.load_chunk(self.chunks[i])
-                keep = ~_val_mask(_length(data), self.seed, i, self.val_fraction)
+                keep = ~_val_mask(length(data), self.seed, i, self.val_fraction)
                 parts.append(take(data, keep))
             data = concat(parts)
             if self.transform is not None:
                 data = self.transform(data, np.random.default_rng([self.seed, self.epoch, 3, g]))
-            perm = np.random.default_rng([self.seed, self.epoch, 2, g]).permutation(_length(data))
+            perm = np.random.default_rng([self.seed, self.epoch, 2, g]).permutation(length(data))
             while len(self._cache) >= 3:  # a batch spans at most two buffers
                 self._cache.popitem(last=False)
             self._cache[key] = take(data, perm)

@@ -72,6 +72,18 @@ def check_args(args):
             )
 
 
+def check_fit_args(args, model):
+    """`check_args`, then the fit's run folder (`data.checks.fit_out_dir`): process 0 checks
+    and claims it, the others write below it; a multi-process run needs an explicit --out."""
+    from data import checks
+
+    check_args(args)
+    if args.num_processes > 1 and args.out is None:
+        raise UserError("a multi-process run needs --out (the same in every process)")
+    if args.process_id == 0:
+        args.out = checks.fit_out_dir(args.out, model, args.overwrite)
+
+
 @dataclass
 class Plan:
     """Where this process stands in a (possibly) distributed run."""
@@ -108,6 +120,55 @@ class Plan:
         from jax.experimental import multihost_utils
 
         return int(np.min(multihost_utils.process_allgather(np.int64(value))))
+
+    def scan(self, chunks, load_chunk, *, seed, val_fraction=0.2, subset_events=50_000, **kw):
+        """`data.stream.scan` of this process's shard of `chunks`; in a multi-process run the
+        statistics subset comes from the first chunks of the whole list instead, so that every
+        process standardises alike (and builds the same graph)."""
+        from data import stream
+
+        scan = stream.scan(
+            self.shard(chunks),
+            load_chunk,
+            seed=seed,
+            val_fraction=val_fraction,
+            subset_events=subset_events,
+            **kw,
+        )
+        if self.num_processes > 1:
+            common, n = [], 0
+            for chunk in chunks:  # the first chunks that hold subset_events events
+                common.append(chunk)
+                n += chunk.stop - chunk.start
+                if n >= subset_events:
+                    break
+            first = stream.scan(
+                common,
+                load_chunk,
+                seed=seed,
+                val_fraction=0.0,
+                subset_events=subset_events,
+                progress=False,
+            )
+            scan.subset = first.subset
+        return scan
+
+    def finish(self, train, val, batch_size):
+        """Equal steps for every process: full batches only, as many as the smallest shard
+        has, and the validation events cut to the same whole number of batches. Returns the
+        validation data."""
+        if not self.distributed:
+            return val
+        train.drop_last = True
+        train.max_batches = self.agree_min(len(train))
+        from data import stream
+
+        n = self.agree_min(stream.length(val)) // batch_size * batch_size
+        if n == 0:
+            raise UserError(
+                f"fewer than --batch-size {batch_size} validation events in a process's shard"
+            )
+        return cut_to(val, n)
 
     def out_dir(self, out):
         """Process 0 writes `out`; the others `out/process-<k>`."""

@@ -80,6 +80,9 @@ def parse_args(argv):
         "command resumes it)",
     )
     schemas.add_arguments(p, mapping=False)
+    from models import distribute
+
+    distribute.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -148,8 +151,9 @@ def compile_model(model, config, jit_compile="auto"):
     return model
 
 
-def scan_events(files, config, chunk_events, max_val_events, seed, progress):
-    """Chunks, chunk loader, validation scan and event weights of a training (fit and search).
+def scan_events(files, config, chunk_events, max_val_events, seed, progress, plan=None):
+    """Chunks, chunk loader, validation scan and event weights of a training (fit and search);
+    with a distributed `plan` (models/distribute.py) the scan covers this process's shard.
 
     Raises:
         UserError: fewer than 10 training events.
@@ -157,11 +161,12 @@ def scan_events(files, config, chunk_events, max_val_events, seed, progress):
     import numpy as np
 
     from data import stream
+    from models import distribute
     from models.metperceiver.model import features_of
 
     chunks = stream.make_chunks(files, chunk_events)
     loader = functools.partial(load_chunk, features=features_of(config), max_cands=config.max_cands)
-    scan = stream.scan(
+    scan = (plan or distribute.Plan()).scan(
         chunks,
         loader,
         seed=seed,
@@ -207,9 +212,12 @@ def main_impl(args):
         pileup = dict(mu=200.0, library_events=100_000, library_seed=1, cache="cache")
         n = args.events or DEFAULT_EVENTS
         files = [cached("ttbar_pu", n, args.seed, args.cache, sample="ttbar-pu", pileup=pileup)]
+    from models import distribute
+
+    plan = distribute.setup(args)
     training.set_seed(args.seed)
     chunks, loader, scan, weights = scan_events(
-        files, config, args.chunk_events, args.max_val_events, args.seed, not args.quiet
+        files, config, args.chunk_events, args.max_val_events, args.seed, not args.quiet, plan
     )
     dropped = int((scan.validation["n_dropped"] > 0).sum())
     if dropped:
@@ -220,7 +228,7 @@ def main_impl(args):
         )
     val = to_xyw(scan.validation, config.variant, weights)
     train = stream.ChunkStream(
-        chunks,
+        plan.shard(chunks),
         scan.counts,
         loader,
         config.batch_size,
@@ -229,17 +237,19 @@ def main_impl(args):
         buffer_chunks=max(1, 2000 // args.chunk_events),  # ~2000 events (0.5 GB) a buffer
         transform=lambda d, rng: to_xyw(d, config.variant, weights),
     )
-    model = build_model(config)
-    if args.init_from:
-        start = training.load_trained(args.init_from, INIT_MODELS[config.variant])
-        try:
-            model.set_weights(start.get_weights())
-        except ValueError:
-            raise UserError(
-                f"{args.init_from} does not have the architecture of preset {args.preset}"
-            ) from None
-    jit = keras.backend.backend() == "tensorflow" and not args.no_jit
-    compile_model(model, config, jit_compile=True if jit else "auto")
+    val = plan.finish(train, val, config.batch_size)
+    with plan.scope():  # the model's variables live on every device of the run
+        model = build_model(config)
+        if args.init_from:
+            start = training.load_trained(args.init_from, INIT_MODELS[config.variant])
+            try:
+                model.set_weights(start.get_weights())
+            except ValueError:
+                raise UserError(
+                    f"{args.init_from} does not have the architecture of preset {args.preset}"
+                ) from None
+        jit = keras.backend.backend() == "tensorflow" and not args.no_jit
+        compile_model(model, config, jit_compile=True if jit else "auto")
     n_train = int(sum(scan.counts))
     print(
         f"MET {config.variant} preset {args.preset}: {model.count_params()} parameters; "
@@ -247,7 +257,8 @@ def main_impl(args):
         file=sys.stderr,
     )
     stem = model_file(config.variant)[: -len(".keras")]
-    run_dir = os.path.join(args.out, stem)
+    out = plan.out_dir(args.out)
+    run_dir = os.path.join(out, stem)
     run_config = {
         "args": vars(args),
         "config": config.to_dict(),
@@ -255,20 +266,23 @@ def main_impl(args):
         "training_events": n_train,
         "validation_events": len(val[2]),
     }
-    training.fit(
-        model,
-        train,
-        val,
-        config,
-        model_name=f"metperceiver_{stem}",
-        out_dir=run_dir,
-        run_config=run_config,
-        verbose=0 if args.quiet else 2,
-        seed=args.seed,
-        restart=args.restart,
-        max_minutes=args.max_minutes,
-    )
-    path = os.path.join(args.out, model_file(config.variant))
+    with plan.scope():
+        training.fit(
+            model,
+            train,
+            val,
+            config,
+            model_name=f"metperceiver_{stem}",
+            out_dir=run_dir,
+            run_config=run_config,
+            verbose=0 if args.quiet else 2,
+            seed=args.seed,
+            restart=args.restart,
+            max_minutes=args.max_minutes,
+            distributed=plan.distributed,
+            log_root="runs" if plan.process_id == 0 else os.path.join(out, "runs"),
+        )
+    path = os.path.join(out, model_file(config.variant))
     training.save_model(model, path)  # atomic: never a half-written file
     print(f"saved {path}")
     return path
@@ -280,7 +294,9 @@ def check_args(args):
     checks.positive(args.max_val_events, "--max-val-events")
     if args.init_from:
         checks.model_file(args.init_from, INIT_MODELS[args.variant], "--init-from")
-    args.out = checks.fit_out_dir(args.out, "metperceiver", args.overwrite)
+    from models import distribute
+
+    distribute.check_fit_args(args, "metperceiver")
 
 
 @cli

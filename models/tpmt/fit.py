@@ -295,18 +295,13 @@ def training_stream(
     from models import distribute, training
 
     plan = plan or distribute.Plan()
-    every_chunk = stream.make_chunks(files, chunk_events)
-    chunks = plan.shard(every_chunk)
+    chunks = stream.make_chunks(files, chunk_events)
     load_chunk = functools.partial(
         _load_chunk, channel=channel, drop_nonfinite=drop_nonfinite, reading=reading
     )
-    scan = stream.scan(
+    scan = plan.scan(
         chunks, load_chunk, seed=seed, val_fraction=val_fraction, summary=lambda d: d[1][:, 2]
     )
-    if plan.num_processes > 1:  # one standardisation for all: the first chunks of the list
-        common = every_chunk[: -(-50_000 // chunk_events)]
-        subset = stream.scan(common, load_chunk, seed=seed, val_fraction=0.0, progress=False)
-        scan.subset = subset.subset
     n_val = 0 if scan.validation is None else len(scan.validation[1])
     check_statistics(sum(scan.counts), n_val if val_fraction > 0 else 1)
     weights = training.FlatWeights(scan.summary, FLAT_WEIGHT_EDGES) if flat_weights else None
@@ -314,7 +309,7 @@ def training_stream(
         _augment, weights=weights, mirrored=mirrored, hypotheses=hypotheses
     )
     train = stream.ChunkStream(
-        chunks,
+        plan.shard(chunks),
         scan.counts,
         load_chunk,
         batch_size,
@@ -322,10 +317,7 @@ def training_stream(
         val_fraction=val_fraction,
         transform=transform,
         multiplicity=2 if mirrored else 1,
-        drop_last=plan.distributed,
     )
-    if plan.distributed:
-        train.max_batches = plan.agree_min(len(train))
     val = None
     if scan.validation is not None:
         xv, yv = scan.validation
@@ -333,13 +325,7 @@ def training_stream(
             h = draw_hypotheses(yv, hypotheses, np.random.default_rng(seed))
             xv = {**xv, "mass_hypothesis": h}
         val = (xv, yv) if weights is None else (xv, yv, weights(yv[:, 2]))
-        if plan.distributed:  # whole batches, as many in every process
-            n = plan.agree_min(len(yv)) // batch_size * batch_size
-            if n == 0:
-                raise UserError(
-                    f"fewer than --batch-size {batch_size} validation events in a process's shard"
-                )
-            val = distribute.cut_to(val, n)
+        val = plan.finish(train, val, batch_size)
     return train, val, scan, weights
 
 
@@ -445,11 +431,7 @@ def check_args(args):
         checks.model_file(args.init_from, "TPMT", "--init-from")
     from models import distribute
 
-    distribute.check_args(args)
-    if args.num_processes > 1 and args.out is None:
-        raise UserError("a multi-process run needs --out (the same in every process)")
-    if args.process_id == 0:  # the other processes write into <out>/process-<k>
-        args.out = checks.fit_out_dir(args.out, "tpmt", args.overwrite)
+    distribute.check_fit_args(args, "tpmt")
 
 
 @cli
