@@ -170,6 +170,12 @@ class Plan:
             )
         return cut_to(val, n)
 
+    def fit_options(self, out):
+        """`models.training.fit` options of this process: no physics monitor in a distributed
+        run, and TensorBoard runs of processes k > 0 under their own folder."""
+        log_root = "runs" if self.process_id == 0 else os.path.join(self.out_dir(out), "runs")
+        return {"distributed": self.distributed, "log_root": log_root}
+
     def out_dir(self, out):
         """Process 0 writes `out`; the others `out/process-<k>`."""
         return out if self.process_id == 0 else os.path.join(out, f"process-{self.process_id}")

@@ -256,8 +256,7 @@ def main_impl(args):
             seed=args.seed,
             restart=args.restart,
             max_minutes=args.max_minutes,
-            distributed=plan.distributed,
-            log_root="runs" if plan.process_id == 0 else os.path.join(out, "runs"),
+            **plan.fit_options(args.out),
         )
     path = os.path.join(out, name)
     training.save_model(model, path)  # atomic: never a half-written file
