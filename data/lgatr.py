@@ -111,6 +111,7 @@ def load(
     schema="auto",
     working_points=None,
     require_truth=False,
+    entries=None,
 ):
     """Read dilepton ttbar events and build L-GATr inputs.
 
@@ -123,6 +124,8 @@ def load(
             objects are identified with `working_points` and the b candidates are b-tagged.
         working_points: data.schemas.WorkingPoints (lepton / jet ID, b-tag working point).
         require_truth: fail unless the files hold generator truth (training, evaluation).
+        entries: optional (start, stop) entry range of a single file (chunked reading); a
+            range without a selected event gives arrays of length 0 instead of an error.
     Returns:
         dict with
           inputs: fourvectors (N, T, 4) float32 (px, py, pz, E) in GeV with T = 5 + max_jets in
@@ -163,6 +166,7 @@ def load(
         needed + TRUTH_BRANCHES * has_truth,
         mapping=mapping,
         drop_nonfinite=drop_nonfinite,
+        entries=entries,
         with_entry=True,
     )
     if not own:
@@ -183,7 +187,7 @@ def load(
         pairing = np.full(len(bidx), B_PAIRING_BTAG)
     n_jet = ak.to_numpy(ak.num(a["Jet_pt"]))
     ok &= np.all((bidx >= 0) & (bidx < n_jet[:, None]), 1) & (bidx[:, 0] != bidx[:, 1])
-    if not ok.any():
+    if not ok.any() and entries is None:
         raise UserError(f"no event in {paths} has an opposite-charge lepton pair and two b jets")
     a = {k: v[ok] for k, v in a.items()}
     lep = {k: v[ok] for k, v in lep.items()}
@@ -234,7 +238,7 @@ def _mass(p):
 def _build(a, lep, bidx, truth, max_jets, pairing):
     n = len(bidx)
     jet = {f: a[f"Jet_{f}"] for f in ("pt", "eta", "phi", "mass")}
-    width = max(max_jets, int(ak.max(ak.num(jet["pt"]))))
+    width = max(max_jets, int(np.max(ak.to_numpy(ak.num(jet["pt"])), initial=0)))
     jpad = {f: _pad(v, width) for f, v in jet.items()}
     jmask = _pad(ak.ones_like(jet["pt"]), width) > 0
     jet_p4 = p4_from_ptetaphim(jpad["pt"], jpad["eta"], jpad["phi"], jpad["mass"])

@@ -77,7 +77,8 @@ def load(
             they are neither the signal nor the quark/gluon background).
         max_cands: candidates per jet (highest pT first).
         mapping: optional branch-name mapping (see `data.io.read_branches`).
-        entries: optional (start, stop) entry range of a single file.
+        entries: optional (start, stop) entry range of a single file (chunked reading); a
+            range without jets gives arrays of length 0 instead of an error.
     Returns:
         dict with `inputs` {features (N, P, 17), fourvectors (N, P, 4), mask (N, P)},
         `jets` {entry, index, pt, eta, phi, mass, energy, n_cands} and, with truth, `targets`
@@ -89,7 +90,7 @@ def load(
     names = JET_BRANCHES + CAND_BRANCHES + (TRUTH_BRANCHES if with_truth else ())
     arrays = io.read_branches(paths, names, mapping=mapping, entries=entries)
     jets = _flat_jets(arrays, with_truth)
-    if len(jets["pt"]) == 0:
+    if len(jets["pt"]) == 0 and entries is None:
         raise UserError(f"no jets in {', '.join(paths[:3])}")
     cands = _cands(arrays, jets, max_cands)
     keep = np.ones(len(jets["pt"]), bool)
@@ -235,22 +236,48 @@ def class_weights(is_tau, p, theta, *, bins=(20, 20), max_weight=10.0):
     Args:
         is_tau: (N,) bool; p, theta: (N,) jet momentum (GeV) and polar angle (rad).
     """
-    is_tau = np.asarray(is_tau, bool)
-    if is_tau.all() or not is_tau.any():
-        return np.ones(len(is_tau), np.float32)
-    p_edges = np.quantile(p[is_tau], np.linspace(0, 1, bins[0] + 1))
-    t_edges = np.linspace(0.0, np.pi, bins[1] + 1)
-    ip = np.clip(np.searchsorted(p_edges, p) - 1, 0, bins[0] - 1)
-    it = np.clip(np.searchsorted(t_edges, theta) - 1, 0, bins[1] - 1)
-    cell = ip * bins[1] + it
-    n_cells = bins[0] * bins[1]
-    sig = np.bincount(cell[is_tau], minlength=n_cells) / is_tau.sum()
-    bkg = np.bincount(cell[~is_tau], minlength=n_cells) / (~is_tau).sum()
-    ratio = np.where(bkg > 0, sig / np.maximum(bkg, 1e-12), 0.0)
-    w = np.where(is_tau, 1.0, np.minimum(ratio[cell], max_weight))
-    w[is_tau] /= w[is_tau].sum()
-    w[~is_tau] /= max(w[~is_tau].sum(), 1e-12)
-    return (w * len(w) / 2.0).astype(np.float32)
+    return ClassWeights(is_tau, p, theta, bins=bins, max_weight=max_weight)(is_tau, p, theta)
+
+
+class ClassWeights:
+    """The weights of `class_weights` as a function of (is_tau, p, theta), learnt once from a
+    set of jets (so that streamed batches get the weights of the whole training set).
+
+    Args:
+        is_tau, p, theta: (N,) the jets the weights are learnt from (see `class_weights`).
+    """
+
+    def __init__(self, is_tau, p, theta, *, bins=(20, 20), max_weight=10.0):
+        is_tau = np.asarray(is_tau, bool)
+        self.bins = bins
+        self.trivial = bool(is_tau.all() or not is_tau.any())  # one class: weights 1
+        if self.trivial:
+            return
+        self.p_edges = np.quantile(p[is_tau], np.linspace(0, 1, bins[0] + 1))
+        self.t_edges = np.linspace(0.0, np.pi, bins[1] + 1)
+        cell = self._cell(p, theta)
+        n_cells = bins[0] * bins[1]
+        sig = np.bincount(cell[is_tau], minlength=n_cells) / is_tau.sum()
+        bkg = np.bincount(cell[~is_tau], minlength=n_cells) / (~is_tau).sum()
+        ratio = np.where(bkg > 0, sig / np.maximum(bkg, 1e-12), 0.0)
+        self.table = np.minimum(ratio, max_weight)
+        # each class sums to half the jets: taus 1 each, background by its cell, normalised
+        n = len(is_tau)
+        self.tau_weight = n / (2.0 * is_tau.sum())
+        self.bkg_scale = n / (2.0 * max(self.table[cell[~is_tau]].sum(), 1e-12))
+
+    def _cell(self, p, theta):
+        ip = np.clip(np.searchsorted(self.p_edges, p) - 1, 0, self.bins[0] - 1)
+        it = np.clip(np.searchsorted(self.t_edges, theta) - 1, 0, self.bins[1] - 1)
+        return ip * self.bins[1] + it
+
+    def __call__(self, is_tau, p, theta):
+        """(N,) float32 weights of jets."""
+        is_tau = np.asarray(is_tau, bool)
+        if self.trivial:
+            return np.ones(len(is_tau), np.float32)
+        bkg = self.table[self._cell(p, theta)] * self.bkg_scale
+        return np.where(is_tau, self.tau_weight, bkg).astype(np.float32)
 
 
 def split_of(event, *, seed=0):
@@ -262,12 +289,16 @@ def split_of(event, *, seed=0):
     return x.astype(np.float64) / float(1 << 53)
 
 
+def part_mask(event, part, *, seed=0):
+    """(N,) bool: which jets of events `event` belong to `part` ("train", "val" or "test")."""
+    lo, hi = SPLIT[part]
+    u = split_of(event, seed=seed)
+    return (u >= lo) & (u < hi)
+
+
 def select(data, part, *, seed=0):
     """The `part` ("train", "val" or "test") of a loaded dict (by `split_of` the event)."""
-    lo, hi = SPLIT[part]
-    u = split_of(data["jets"]["event"], seed=seed)
-    keep = (u >= lo) & (u < hi)
-    return _take(data, keep)
+    return _take(data, part_mask(data["jets"]["event"], part, seed=seed))
 
 
 def _take(d, keep):

@@ -6,7 +6,8 @@ fraction of every chunk's events aside for validation (kept in memory, capped), 
 subset of chunks for the standardisation statistics. Training then streams: every epoch the
 chunks are shuffled across files, read a few at a time into a buffer, the buffer's events are
 shuffled, and batches are cut from the buffer stream. Memory holds one or two buffers, never
-the whole set, and the same seed gives the same batches.
+the whole set, and the same seed gives the same batches. A model whose split is not a coin per
+event (events of a fixed part, candidates grouped by their event) passes its own `split`.
 """
 
 import threading
@@ -62,8 +63,25 @@ def length(arrays):
     return len(arrays)
 
 
-def _val_mask(n, seed, chunk_index, fraction):
-    return np.random.default_rng([seed, chunk_index, 7]).random(n) < fraction
+def _split_rng(seed, chunk_index):
+    return np.random.default_rng([seed, chunk_index, 7])
+
+
+def random_split(data, rng, *, val_fraction):
+    """The default split: every event is a validation event with probability `val_fraction`."""
+    val = rng.random(length(data)) < val_fraction
+    return ~val, val
+
+
+def split_masks(data, seed, chunk_index, val_fraction=0.2, split=None):
+    """(train, val) boolean masks over the events of chunk `chunk_index` (see `scan`)."""
+    rng = _split_rng(seed, chunk_index)
+    if split is None:
+        return random_split(data, rng, val_fraction=val_fraction)
+    train, val = (np.asarray(m, bool) for m in split(data, rng))
+    if (train & val).any():
+        raise ValueError("a split put events into both training and validation")
+    return train, val
 
 
 @dataclass
@@ -88,6 +106,7 @@ def scan(
     subset_events=50_000,
     summary=None,
     progress=True,
+    split=None,
 ):
     """One pass over `chunks`: counts, validation split, statistics subset.
 
@@ -100,6 +119,11 @@ def scan(
         subset_events: training events kept for statistics (the first chunks in file order).
         summary: optional callable(arrays) -> (n,) values recorded for every training event.
         progress: show a progress bar.
+        split: optional callable(arrays, rng) -> (train, val) boolean masks over a chunk's
+            events, disjoint; events in neither are not used (e.g. a test part). `rng` is a
+            numpy Generator seeded by (seed, chunk index), the same here and in every epoch
+            of `ChunkStream`, so a split drawn from it (or computed from the arrays) is the
+            same in both. Default: `random_split` with `val_fraction`.
     """
     from tqdm import tqdm
 
@@ -107,9 +131,9 @@ def scan(
     n_val = n_sub = 0
     for i, chunk in enumerate(tqdm(chunks, desc="scan", unit="chunk", disable=not progress)):
         data = load_chunk(chunk)
-        is_val = _val_mask(length(data), seed, i, val_fraction)
-        train = take(data, ~is_val)
-        counts.append(int((~is_val).sum()))
+        is_train, is_val = split_masks(data, seed, i, val_fraction, split)
+        train = take(data, is_train)
+        counts.append(int(is_train.sum()))
         if n_val < max_val_events and is_val.any():
             val.append(take(data, np.nonzero(is_val)[0][: max_val_events - n_val]))
             n_val += length(val[-1])
@@ -148,7 +172,7 @@ class ChunkStream(_keras_pydataset()):
         load_chunk: callable(Chunk) -> nested arrays; the same function `scan` used.
         batch_size: events per batch.
         seed: fixes the split (as in `scan`) and every epoch's order.
-        val_fraction: as in `scan`.
+        val_fraction, split: as in `scan` (the same values).
         buffer_chunks: chunks read together and shuffled as one buffer.
         transform: optional callable(arrays, rng) -> (x, y) or (x, y, weights), applied per
             buffer with a seeded numpy Generator (augmentation such as mirrored copies may
@@ -173,6 +197,7 @@ class ChunkStream(_keras_pydataset()):
         multiplicity=1,
         drop_last=False,
         max_batches=None,
+        split=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -181,6 +206,7 @@ class ChunkStream(_keras_pydataset()):
         self.batch_size, self.seed, self.val_fraction = batch_size, seed, val_fraction
         self.buffer_chunks, self.multiplicity = buffer_chunks, multiplicity
         self.drop_last, self.max_batches = drop_last, max_batches
+        self.split = split
         self.epoch = 0
         # Keras may call __getitem__ from more than one thread: buffers are loaded under a
         # lock and kept in a small LRU cache, so each is read once per epoch
@@ -219,7 +245,7 @@ class ChunkStream(_keras_pydataset()):
             parts = []
             for i in groups[g]:
                 data = self.load_chunk(self.chunks[i])
-                keep = ~_val_mask(length(data), self.seed, i, self.val_fraction)
+                keep, _ = split_masks(data, self.seed, i, self.val_fraction, self.split)
                 parts.append(take(data, keep))
             data = concat(parts)
             if self.transform is not None:

@@ -51,3 +51,19 @@ def zerobias_file(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("zerobias") / "zerobias.root")
     io.write_events(path, to_root_columns(cols))
     return path
+
+
+@pytest.fixture(scope="session")
+def fcc_files(tmp_path_factory):
+    """Two tiny generated FCC-ee files: Z -> tautau (60 events) and Z -> qq (30 events)."""
+    from data import io
+    from data.generate import fcctau
+    from data.generate.ditau_output import to_root_columns
+
+    folder = tmp_path_factory.mktemp("fcctau")
+    paths = []
+    for process, n, seed in (("ztautau", 60, 11), ("zqq", 30, 12)):
+        path = str(folder / f"{process}.root")
+        io.write_events(path, to_root_columns(fcctau.generate(process, n, seed, batch_size=n)))
+        paths.append(path)
+    return paths

@@ -6,16 +6,17 @@
 The hypermodel declares every `hp.*` up front, named after the `LGATrConfig` field that it sets
 (num_blocks, num_heads, hidden_mv_channels, hidden_s_channels, learning_rate and the m_tt loss
 weight mass_weight), and builds through the same config (`models.lgatr.fit.make_config`),
-`build_model` and `compile_model` as `python -m models.lgatr.fit`. Events are read and split
-80/20 as the fit does. The options and outputs shared by every search (resumable project folder
-in `--out`, a TensorBoard run per trial in OUT/logs, OUT/best_trials.md) are described in
-tuning/search.py.
+`build_model` and `compile_model` as `python -m models.lgatr.fit`. Events are streamed from the
+files in chunks and split 80/20 as the fit does (`models.lgatr.fit.training_events`). The
+options and outputs shared by every search (resumable project folder in `--out`, a TensorBoard
+run per trial in OUT/logs, OUT/best_trials.md) are described in tuning/search.py.
 """
 
 import argparse
 import functools
 
-from data.errors import UserError, cli
+from data import checks
+from data.errors import cli
 from tuning import search
 
 
@@ -57,6 +58,9 @@ def parse_args(argv):
     search.add_arguments(p, "lgatr")
     p.add_argument("--preset", default="default", help="base config: default (small), large, seed")
     p.add_argument("--drop-nonfinite", action="store_true", help="drop events with NaN/inf")
+    p.add_argument(
+        "--chunk-events", type=int, default=5000, help="events per streamed chunk (as the fit)"
+    )
     from data import schemas
 
     schemas.add_arguments(p, working_points=True)  # as models.lgatr.fit
@@ -66,6 +70,7 @@ def parse_args(argv):
 def check_args(args):
     """Argument checks that need no data and no backend (run before any work)."""
     search.check_args(args)
+    checks.positive(args.chunk_events, "--chunk-events")
 
 
 def base_config(args):
@@ -87,35 +92,20 @@ def main(argv=None):
     from data import io, schemas
 
     files = io.expand_paths(args.data)
-    from models.lgatr.fit import check_inputs
+    from models import training
+    from models.lgatr.fit import training_events
 
     base = base_config(args)
-    from data.lgatr import load
-    from models import training
-
-    d = load(
-        files,
-        drop_nonfinite=args.drop_nonfinite,
-        require_truth=True,
-        **schemas.reading_options(args),
-    )
-    if d["targets"] is None:
-        raise UserError(f"{files[0]} has no generator truth (GenTop_*): cannot tune on it")
-    x, y = d["inputs"], d["targets"]
-    check_inputs(base, x)
-    n = len(y["tops"])
-    if n < 10:
-        raise UserError(f"only {n} usable events in the training files")
     training.set_seed(args.seed)
-    tr, va = training.split_indices(n, (0.8, 0.2), seed=args.seed)
-    search.run(
-        args,
-        _hypermodel_class()(base),
-        training.take(x, tr),
-        training.take(y, tr),
-        validation_data=(training.take(x, va), training.take(y, va)),
-        batch_size=base.batch_size,
+    train, val = training_events(
+        files,
+        base,
+        chunk_events=args.chunk_events,
+        seed=args.seed,
+        drop_nonfinite=args.drop_nonfinite,
+        reading=schemas.reading_options(args),
     )
+    search.run(args, _hypermodel_class()(base), train, validation_data=val)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ The hypermodel declares every `hp.*` up front, named after the `ParTauConfig` fi
 loss weights task_weights_<task> of charge, decay_mode and kinematics, tau_id staying at 1) and
 builds through the same config, `build_model` and `compile_model` (one-cycle schedule, PCGrad
 unless `--no-pcgrad`) as `python -m models.partau.fit`. Jets are split into training and
-validation by event (`data.partau.select`) and weighted with the fit's `jet_weights`. The
+validation by event (`data.partau.select`), weighted and streamed from the files in chunks as
+the fit does (`models.partau.fit.training_jets`). The
 options and outputs shared by every search (resumable project folder in `--out`, a TensorBoard
 run per trial in OUT/logs, OUT/best_trials.md) are described in tuning/search.py.
 """
@@ -17,7 +18,7 @@ run per trial in OUT/logs, OUT/best_trials.md) are described in tuning/search.py
 import argparse
 import functools
 
-from data import schemas
+from data import checks, schemas
 from data.errors import UserError, cli
 from tuning import search
 
@@ -83,6 +84,9 @@ def parse_args(argv):
     p.add_argument("--preset", default="cpu", help="base config: cpu (default), tiny or seed")
     p.add_argument("--no-pcgrad", action="store_true", help="multi: plain summed gradients")
     p.add_argument("--no-jit", action="store_true", help="train without XLA (jit_compile)")
+    p.add_argument(
+        "--chunk-events", type=int, default=5000, help="events per streamed chunk (as the fit)"
+    )
     schemas.add_arguments(p, mapping=False)
     return p.parse_args(argv)
 
@@ -90,14 +94,13 @@ def parse_args(argv):
 def check_args(args):
     """Argument checks that need no data and no backend (run before any work)."""
     search.check_args(args)
+    checks.positive(args.chunk_events, "--chunk-events")
 
 
 @cli
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
-    import math
-
     from data import io
 
     files = io.expand_paths(args.data)
@@ -107,7 +110,7 @@ def main(argv=None):
     import models
     from models import training
     from models.partau.config import get_config
-    from models.partau.fit import targets_for, training_jets
+    from models.partau.fit import training_jets
     from models.partau.pcgrad import PCGRAD_BACKENDS
 
     models.register()
@@ -126,23 +129,11 @@ def main(argv=None):
         raise UserError(
             f"PCGrad needs the TensorFlow, JAX or PyTorch backend: --no-pcgrad on {backend}"
         )
-    train, val, w_train, w_val = training_jets(files, base)
-    n_train = len(train["jets"]["pt"])
     training.set_seed(args.seed)
+    train, val, _ = training_jets(files, base, chunk_events=args.chunk_events, seed=args.seed)
     jit = backend == "tensorflow" and not args.no_jit
-    hypermodel = _hypermodel_class()(
-        base, math.ceil(n_train / base.batch_size), True if jit else "auto"
-    )
-    search.run(
-        args,
-        hypermodel,
-        train["inputs"],
-        targets_for(train["targets"], base.tasks),
-        validation_data=(val["inputs"], targets_for(val["targets"], base.tasks), w_val),
-        sample_weight=w_train,
-        batch_size=base.batch_size,
-        reduce_lr=base.schedule == "plateau",
-    )
+    hypermodel = _hypermodel_class()(base, len(train), True if jit else "auto")
+    search.run(args, hypermodel, train, validation_data=val, reduce_lr=base.schedule == "plateau")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ The hypermodel declares every `hp.*` up front, named after the `ScoutTauConfig` 
 sets (embed_dims, num_heads, num_layers, dropout, learning_rate and the loss weights
 task_weights_charge and task_weights_pileup; tau_id and pt keep the preset's) and builds
 through the same config, `build_model` and `compile_transformer` as
-`python -m models.scouttau.fit`. Candidates are read, targeted, split by event
-(`--val-fraction`) and class-weighted with the fit's helpers. The options and outputs shared by
+`python -m models.scouttau.fit`. Candidates are streamed from the files in chunks of events,
+targeted, split by event (`--val-fraction`) and class-weighted as the fit does
+(`models.scouttau.fit.training_candidates`). The options and outputs shared by
 every search (resumable project folder in `--out`, a TensorBoard run per trial in OUT/logs,
 OUT/best_trials.md) are described in tuning/search.py.
 """
@@ -16,7 +17,7 @@ OUT/best_trials.md) are described in tuning/search.py.
 import argparse
 import functools
 
-from data import schemas
+from data import checks, schemas
 from data.errors import UserError, cli
 from tuning import search
 
@@ -82,6 +83,9 @@ def parse_args(argv):
         "--inputs", default="puppi", choices=("puppi", "pf"), help="L1 PUPPI or PF candidates"
     )
     p.add_argument("--val-fraction", type=float, default=0.1, help="events for validation")
+    p.add_argument(
+        "--chunk-events", type=int, default=1000, help="events per streamed chunk (as the fit)"
+    )
     p.add_argument("--no-jit", action="store_true", help="train without XLA (jit_compile)")
     schemas.add_arguments(p, mapping=False)
     return p.parse_args(argv)
@@ -92,6 +96,7 @@ def check_args(args):
     search.check_args(args)
     if not 0 < args.val_fraction < 1:
         raise UserError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    checks.positive(args.chunk_events, "--chunk-events")
 
 
 @cli
@@ -103,37 +108,21 @@ def main(argv=None):
     files = io.expand_paths(args.data)
     schemas.only_own_files(args.schema, "ScoutTau", files[0])
     import keras
-    import numpy as np
 
     import models
     from models import training
     from models.scouttau.config import get_config
-    from models.scouttau.fit import class_weights, load_transformer_data, split_by_event
+    from models.scouttau.fit import training_candidates
 
     models.register()
     try:
         base = get_config(args.preset, epochs=args.epochs)
     except ValueError as err:
         raise UserError(str(err)) from None
-    data, x, y, is_tau, event = load_transformer_data(files, args)
-    val = split_by_event(event, int(data["n_events"]), args.val_fraction, args.seed)
-    tr, va = np.flatnonzero(~val), np.flatnonzero(val)
-    if len(tr) < 10 or len(va) < 1:
-        raise UserError(f"only {len(tr)} training / {len(va)} validation candidates in the files")
-    w = class_weights(is_tau[tr])
-    n_val_tau = is_tau[va].sum()
-    w_val = class_weights(is_tau[va]) if 0 < n_val_tau < len(va) else np.ones(len(va))
     training.set_seed(args.seed)
+    train, val, _ = training_candidates(files, args, base.batch_size)
     jit = keras.backend.backend() == "tensorflow" and not args.no_jit
-    search.run(
-        args,
-        _hypermodel_class()(base, True if jit else "auto"),
-        training.take(x, tr),
-        training.take(y, tr),
-        validation_data=(training.take(x, va), training.take(y, va), w_val),
-        sample_weight=w,
-        batch_size=base.batch_size,
-    )
+    search.run(args, _hypermodel_class()(base, True if jit else "auto"), train, validation_data=val)
 
 
 if __name__ == "__main__":

@@ -212,9 +212,16 @@ def run(args, hypermodel, x, y=None, *, validation_data, reduce_lr=True, **fit_k
     Args:
         args: the parsed CLI arguments (`add_arguments`).
         hypermodel: a `config_hypermodel()` subclass instance.
-        x, y, validation_data, **fit_kwargs: passed to every trial's `model.fit`.
+        x, y, validation_data, **fit_kwargs: passed to every trial's `model.fit`; `x` may be
+            a `keras.utils.PyDataset` of batches (a streamed training set, `data.stream`),
+            whose batches are then taken in its own seeded order (as `models.training.fit`
+            does: Keras' batch-order shuffling would make every batch load another chunk).
         reduce_lr: False for models whose learning rate is a schedule.
     """
+    import keras
+
+    if isinstance(x, keras.utils.PyDataset):
+        fit_kwargs.setdefault("shuffle", False)
     tuner = make_tuner(args, hypermodel)
     worker = role() == "worker"
     done = 0 if worker else _finished(tuner)

@@ -4,7 +4,10 @@ With no arguments: generate (or reuse) the default dilepton ttbar sample in cach
 the `default` preset and write lgatr.keras into a new run folder runs/lgatr/fit-<time>/;
 `--model plain` trains the plain transformer of about the same size into plain.keras. The
 harness outputs (run_config.json, history.csv, train_summary.json) go to OUT/<model>/. A folder
-with a model card (saved_models/lgatr) is written only with `--overwrite`.
+with a model card (saved_models/lgatr) is written only with `--overwrite`. `--data` takes files,
+globs and generation manifests; the training events are streamed from them in chunks
+(data/stream.py), so the sample may exceed memory, and 20% of every chunk's events are held out
+for validation (at most 50k kept in memory).
 
 Examples:
     python -m models.lgatr.fit
@@ -15,6 +18,7 @@ Examples:
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import shlex
@@ -27,6 +31,7 @@ from data.generate.__main__ import cached
 
 MODELS = ("lgatr", "plain")
 DEFAULT_EVENTS = 20000  # ~5 min of generation with 2 workers
+CHUNK_EVENTS = 5000  # events read at a time from a file (--chunk-events)
 
 
 def parse_args(argv):
@@ -36,10 +41,19 @@ def parse_args(argv):
     p.add_argument("--preset", default="default", help="default (small), large or seed")
     p.add_argument("--model", default="lgatr", choices=MODELS, help="L-GATr or plain transformer")
     p.add_argument(
-        "--data", nargs="+", default=None, help="training ROOT files (default: generated sample)"
+        "--data",
+        nargs="+",
+        default=None,
+        help="training ROOT files, globs or *.manifest.json (default: generated sample)",
     )
     p.add_argument(
         "--events", type=int, default=None, help=f"generated events (default {DEFAULT_EVENTS})"
+    )
+    p.add_argument(
+        "--chunk-events",
+        type=int,
+        default=CHUNK_EVENTS,
+        help="events read at a time from a file; 4 chunks are shuffled together",
     )
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: preset)")
     p.add_argument("--batch-size", type=int, default=None)
@@ -100,6 +114,58 @@ def check_inputs(config, inputs):
         )
 
 
+def load_chunk(chunk, *, drop_nonfinite=False, reading=None):
+    """(inputs, targets) of one chunk of a training file (`data.lgatr.load` of its range)."""
+    from data.lgatr import load
+
+    d = load(
+        chunk.path,
+        drop_nonfinite=drop_nonfinite,
+        require_truth=True,
+        entries=(chunk.start, chunk.stop),
+        **(reading or {}),
+    )
+    if d["targets"] is None:
+        raise UserError(f"{chunk.path} has no generator truth (GenTop_*): cannot train on it")
+    return d["inputs"], d["targets"]
+
+
+def training_events(
+    files,
+    config,
+    *,
+    chunk_events=CHUNK_EVENTS,
+    seed=1,
+    drop_nonfinite=False,
+    reading=None,
+    progress=False,
+):
+    """The streamed training events and the in-memory validation events (fit and search).
+
+    Returns:
+        (train, val): a `data.stream.ChunkStream` of (inputs, targets) batches and the
+        validation (inputs, targets), 20% of every chunk's events (at most 50k).
+    Raises:
+        UserError: fewer than 10 training events, or none for validation.
+    """
+    from data import stream
+
+    chunks = stream.make_chunks(files, chunk_events)
+    loader = functools.partial(load_chunk, drop_nonfinite=drop_nonfinite, reading=reading)
+    scan = stream.scan(chunks, loader, seed=seed, val_fraction=0.2, progress=progress)
+    check_inputs(config, scan.subset[0])
+    n_train = int(sum(scan.counts))
+    n_val = 0 if scan.validation is None else len(scan.validation[1]["tops"])
+    if n_train < 10 or n_val < 1:
+        raise UserError(
+            f"only {n_train} training and {n_val} validation events in the training files"
+        )
+    train = stream.ChunkStream(
+        chunks, scan.counts, loader, config.batch_size, seed=seed, val_fraction=0.2
+    )
+    return train, scan.validation
+
+
 def compile_model(model, config):
     """Adam + TopReconstructionLoss, with each loss term logged as a metric."""
     import keras
@@ -118,40 +184,42 @@ def compile_model(model, config):
 
 
 def main_impl(args, argv=None):
-    from data.lgatr import load
+    from data import io, schemas
     from models import training
     from models.lgatr.baseline_transformer import build_plain_transformer
     from models.lgatr.model import build_model
 
     config = make_config(args)
-    files = args.data or [
-        cached(
-            "ttbar_dilepton",
-            args.events or DEFAULT_EVENTS,
-            args.seed,
-            args.cache,
-            process=None,
-            sample="ttbar-dilepton",
-        )
-    ]
-    from data import schemas
-
-    reading = schemas.reading_options(args)
-    d = load(files, drop_nonfinite=args.drop_nonfinite, require_truth=True, **reading)
-    if d["targets"] is None:
-        raise UserError(f"{files[0]} has no generator truth (GenTop_*): cannot train on it")
-    x, y = d["inputs"], d["targets"]
-    check_inputs(config, x)
-    n = len(y["tops"])
-    if n < 10:
-        raise UserError(f"only {n} usable events in the training files")
+    files = (
+        io.expand_paths(args.data)
+        if args.data
+        else [
+            cached(
+                "ttbar_dilepton",
+                args.events or DEFAULT_EVENTS,
+                args.seed,
+                args.cache,
+                process=None,
+                sample="ttbar-dilepton",
+            )
+        ]
+    )
     training.set_seed(args.seed)
-    train_idx, val_idx = training.split_indices(n, (0.8, 0.2), seed=args.seed)
+    train, val = training_events(
+        files,
+        config,
+        chunk_events=args.chunk_events,
+        seed=args.seed,
+        drop_nonfinite=args.drop_nonfinite,
+        reading=schemas.reading_options(args),
+        progress=not args.quiet,
+    )
+    n_train, n_val = int(sum(train.counts)), len(val[1]["tops"])
     builder = build_model if args.model == "lgatr" else build_plain_transformer
     model = compile_model(builder(config), config)
     print(
         f"{args.model} preset {args.preset}: {model.count_params()} parameters, "
-        f"{len(train_idx)} training and {len(val_idx)} validation events",
+        f"{n_train} training events (streamed from {len(files)} files) and {n_val} validation",
         file=sys.stderr,
     )
     run_dir = os.path.join(args.out, args.model)
@@ -166,8 +234,8 @@ def main_impl(args, argv=None):
     start = time.perf_counter()
     history = training.fit(
         model,
-        (training.take(x, train_idx), training.take(y, train_idx)),
-        (training.take(x, val_idx), training.take(y, val_idx)),
+        train,
+        val,
         config,
         model_name=f"lgatr_{args.model}",
         out_dir=run_dir,
@@ -189,8 +257,8 @@ def main_impl(args, argv=None):
         "model": args.model,
         "preset": args.preset,
         "parameters": int(model.count_params()),
-        "train_events": int(len(train_idx)),
-        "val_events": int(len(val_idx)),
+        "train_events": n_train,
+        "val_events": n_val,
         "epochs_run": len(val_loss),
         "best_val_loss": float(min(val_loss)),
         "train_seconds": seconds,

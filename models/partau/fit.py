@@ -4,7 +4,9 @@ With no `--data`: generate (or reuse) default Z -> tautau and Z -> qq samples in
 model goes into a new run folder runs/partau/fit-<time>/ unless `--out` says otherwise (a folder
 with a model card, such as saved_models/partau, only with `--overwrite`). Jets
 are split 70/10/20 by event (data/partau.py; the last 20% is left for testing), background jets
-are reweighted to the taus' (p, theta) spectrum with both classes of equal total weight.
+are reweighted to the taus' (p, theta) spectrum with both classes of equal total weight. The
+training jets are streamed from the files in chunks (data/stream.py), so the sample may exceed
+memory; the validation jets are kept in memory (at most 50k).
 
 Examples:
     python -m models.partau.fit                                   # MultiParTau, cpu preset
@@ -13,7 +15,7 @@ Examples:
 """
 
 import argparse
-import math
+import functools
 import os
 import sys
 
@@ -22,6 +24,7 @@ from data.errors import UserError, cli
 from data.generate.__main__ import cached
 
 DEFAULT_EVENTS = {"ztautau": 20000, "zqq": 10000}
+CHUNK_EVENTS = 5000  # events read at a time from a file (--chunk-events)
 
 
 def parse_args(argv):
@@ -37,6 +40,12 @@ def parse_args(argv):
     p.add_argument("--preset", default="cpu", help="cpu (default, small) or seed (the card's)")
     p.add_argument("--data", nargs="+", default=None, help="ROOT files, globs or *.manifest.json")
     p.add_argument("--events", type=int, default=None, help="events per default sample")
+    p.add_argument(
+        "--chunk-events",
+        type=int,
+        default=CHUNK_EVENTS,
+        help="events read at a time from a file; 4 chunks are shuffled together",
+    )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
@@ -79,38 +88,104 @@ def model_file(config):
     )
 
 
-def jet_weights(jets, is_tau):
+def p_theta(jets):
+    """(p, theta) of jets with pt and eta: momentum (GeV) and polar angle (rad)."""
     import numpy as np
 
+    return jets["pt"] * np.cosh(jets["eta"]), 2.0 * np.arctan(np.exp(-jets["eta"]))
+
+
+def jet_weights(jets, is_tau):
     from data.partau import class_weights
 
-    p = jets["pt"] * np.cosh(jets["eta"])
-    theta = 2.0 * np.arctan(np.exp(-jets["eta"]))
-    return class_weights(is_tau, p, theta)
+    return class_weights(is_tau, *p_theta(jets))
 
 
-def training_jets(files, config):
-    """The training and validation jets of `files` with their weights (fit and search).
+def load_chunk(chunk):
+    """The arrays of one chunk that a training needs: inputs, targets and the jets' pt, eta
+    and event number."""
+    from data import partau
+
+    d = partau.load(chunk.path, entries=(chunk.start, chunk.stop))
+    jets = {k: d["jets"][k] for k in ("pt", "eta", "event")}
+    return {"inputs": d["inputs"], "targets": d["targets"], "jets": jets}
+
+
+def split(data, rng):
+    """(train, val) masks of a chunk: the 70/10/20 split of `data.partau.select` by event."""
+    from data.partau import part_mask
+
+    event = data["jets"]["event"]
+    return part_mask(event, "train"), part_mask(event, "val")
+
+
+def jet_summary(data):
+    """(N, 4) per training jet: is_tau, p, theta, decay-mode class (for weights and counts)."""
+    import numpy as np
+
+    t = data["targets"]
+    return np.stack([t["tau_id"] == 1, *p_theta(data["jets"]), t["decay_mode"]], 1)
+
+
+def to_xyw(data, rng=None, *, tasks, weights):
+    """(inputs, targets of `tasks`, per-jet weights) of loaded jets (`weights`: a
+    `data.partau.ClassWeights`); `rng` is unused (the `ChunkStream` transform signature)."""
+    is_tau = data["targets"]["tau_id"] == 1
+    w = weights(is_tau, *p_theta(data["jets"]))
+    return data["inputs"], targets_for(data["targets"], tasks), w
+
+
+def training_jets(files, config, *, chunk_events=CHUNK_EVENTS, seed=1, progress=False):
+    """The streamed training jets and the in-memory validation jets of `files` (fit and search).
+
+    One pass over the chunks (`data.stream.scan`) counts the training jets and learns the
+    class weights from all of them (`data.partau.ClassWeights`, as `jet_weights` on the whole
+    training set); the validation jets are weighted among themselves, as before streaming.
 
     Returns:
-        (train, val, w_train, w_val): `partau.select` dicts and per-jet weights.
+        (train, val, info): a `data.stream.ChunkStream` of (inputs, targets, weights) batches,
+        the validation (inputs, targets, weights) and a dict of counts (training_jets,
+        training_tau_jets, training_per_class, validation_jets).
     Raises:
         UserError: too few jets, or tau identification without both jet kinds.
     """
-    from data import partau
+    import numpy as np
 
-    data = partau.load(files)
-    train, val = partau.select(data, "train"), partau.select(data, "val")
-    n_train, n_val = len(train["jets"]["pt"]), len(val["jets"]["pt"])
+    from data import partau, stream
+
+    chunks = stream.make_chunks(files, chunk_events)
+    scan = stream.scan(
+        chunks, load_chunk, seed=seed, summary=jet_summary, split=split, progress=progress
+    )
+    n_train = int(sum(scan.counts))
+    n_val = 0 if scan.validation is None else len(scan.validation["jets"]["pt"])
     if n_train < 10 or n_val < 1:
         raise UserError(f"only {n_train} training / {n_val} validation jets in the files")
-    tau_t = train["targets"]["tau_id"] == 1
+    tau_t = scan.summary[:, 0] > 0.5
     if config.variant == "multi" or config.task == "tau_id":
         if tau_t.all() or not tau_t.any():
             raise UserError("tau identification needs both tau and quark/gluon jets in --data")
-    w_train = jet_weights(train["jets"], tau_t)
-    w_val = jet_weights(val["jets"], val["targets"]["tau_id"] == 1)
-    return train, val, w_train, w_val
+    weights = partau.ClassWeights(tau_t, scan.summary[:, 1], scan.summary[:, 2])
+    v = scan.validation
+    val_weights = jet_weights(v["jets"], v["targets"]["tau_id"] == 1)
+    val = (v["inputs"], targets_for(v["targets"], config.tasks), val_weights)
+    train = stream.ChunkStream(
+        chunks,
+        scan.counts,
+        load_chunk,
+        config.batch_size,
+        seed=seed,
+        split=split,
+        transform=functools.partial(to_xyw, tasks=config.tasks, weights=weights),
+    )
+    modes = scan.summary[tau_t, 3].astype(np.int64)
+    info = {
+        "training_jets": n_train,
+        "training_tau_jets": int(tau_t.sum()),
+        "training_per_class": np.bincount(modes, minlength=6).tolist(),
+        "validation_jets": n_val,
+    }
+    return train, val, info
 
 
 def targets_for(targets, tasks):
@@ -146,7 +221,6 @@ def compile_model(model, config, steps_per_epoch, jit_compile="auto"):
 
 def main_impl(args):
     import keras
-    import numpy as np
 
     from data import io
     from models import training
@@ -192,39 +266,30 @@ def main_impl(args):
         ]
     )
     schemas.only_own_files(args.schema, "ParTau", files[0])
-    train, val, w_train, w_val = training_jets(files, config)
-    n_train, n_val = len(train["jets"]["pt"]), len(val["jets"]["pt"])
-    tau_t = train["targets"]["tau_id"] == 1
     training.set_seed(args.seed)
+    train, val, info = training_jets(
+        files, config, chunk_events=args.chunk_events, seed=args.seed, progress=not args.quiet
+    )
+    n_train, n_tau = info["training_jets"], info["training_tau_jets"]
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     model = build_model(config)
-    steps = math.ceil(n_train / config.batch_size)
     jit = keras.backend.backend() == "tensorflow" and not args.no_jit
-    compile_model(model, config, steps, jit_compile=True if jit else "auto")
+    compile_model(model, config, len(train), jit_compile=True if jit else "auto")
     print(
         f"ParTau {config.variant}{'' if config.variant == 'multi' else ' ' + config.task} "
         f"preset {args.preset}: {model.count_params()} parameters; {n_train} training jets "
-        f"({int(tau_t.sum())} tau, {int((~tau_t).sum())} quark/gluon), {n_val} validation",
+        f"({n_tau} tau, {n_train - n_tau} quark/gluon, streamed from {len(files)} files), "
+        f"{info['validation_jets']} validation",
         file=sys.stderr,
     )
     stem = model_file(config)[: -len(".keras")]
     run_dir = os.path.join(args.out, stem)
-    run_config = {
-        "args": vars(args),
-        "config": config.to_dict(),
-        "files": files,
-        "training_jets": n_train,
-        "training_tau_jets": int(tau_t.sum()),
-        "training_per_class": np.bincount(
-            train["targets"]["decay_mode"][tau_t], minlength=6
-        ).tolist(),
-        "validation_jets": n_val,
-    }
+    run_config = {"args": vars(args), "config": config.to_dict(), "files": files, **info}
     training.fit(
         model,
-        (train["inputs"], targets_for(train["targets"], config.tasks)),
-        (val["inputs"], targets_for(val["targets"], config.tasks), w_val),
+        train,
+        val,
         config,
         model_name=stem,
         out_dir=run_dir,
@@ -232,7 +297,6 @@ def main_impl(args):
         verbose=0 if args.quiet else 1 if args.progress else 2,
         seed=args.seed,
         restart=args.restart,
-        sample_weight=w_train,
         max_minutes=args.max_minutes,
         reduce_lr=config.schedule == "plateau",
     )

@@ -6,7 +6,10 @@ pileup): the transformer from CLUE (or anti-kT) clusters of L1 PUPPI candidates 
 per-constituent pileup targets; the baseline from the seeded-cone taus
 of `data.nnpuppitau`, tau class only. A candidate is a tau when a generated hadronic visible
 tau lies within DeltaR < 0.2. Tau and non-tau candidates get equal total weight. Events are
-split at random into training and validation (`--val-fraction`); test on other seeds. The model
+split at random into training and validation (`--val-fraction`, every candidate of an event on
+the same side); test on other seeds. The training candidates are streamed from the files in
+chunks of events (data/stream.py), so the sample may exceed memory; the validation candidates
+are kept in memory (at most 50k). The model
 goes into a new run folder runs/scouttau/fit-<time>/ unless `--out` says otherwise (a folder with
 a model card, such as saved_models/scouttau, only with `--overwrite`).
 
@@ -18,7 +21,7 @@ Examples:
 """
 
 import argparse
-import math
+import functools
 import os
 import sys
 
@@ -38,6 +41,7 @@ def model_file(args):
 
 
 DEFAULT_EVENTS = 4000
+CHUNK_EVENTS = 1000  # PU200 events read at a time from a file (--chunk-events)
 
 
 def parse_args(argv):
@@ -68,6 +72,12 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--val-fraction", type=float, default=0.1, help="events for validation")
+    p.add_argument(
+        "--chunk-events",
+        type=int,
+        default=CHUNK_EVENTS,
+        help="events read (and clustered) at a time from a file; 4 chunks are shuffled together",
+    )
     p.add_argument("--no-jit", action="store_true", help="train without XLA (jit_compile)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--seed", type=int, default=1)
@@ -84,15 +94,17 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def class_weights(is_tau):
-    """Per-candidate weights giving taus and non-taus equal total weight (mean 1)."""
+def class_weights(is_tau, of=None):
+    """Per-candidate weights giving the taus and non-taus of `is_tau` equal total weight (mean
+    1 over `is_tau`), for the candidates `is_tau` or, given, the candidates flagged `of`."""
     import numpy as np
 
     is_tau = np.asarray(is_tau, bool)
     n, n_tau = len(is_tau), int(is_tau.sum())
     if n_tau == 0 or n_tau == n:
         raise UserError("tau identification needs both tau and non-tau candidates in --data")
-    return np.where(is_tau, n / (2.0 * n_tau), n / (2.0 * (n - n_tau))).astype("float32")
+    of = is_tau if of is None else np.asarray(of, bool)
+    return np.where(of, n / (2.0 * n_tau), n / (2.0 * (n - n_tau))).astype("float32")
 
 
 def transformer_targets(data):
@@ -110,14 +122,20 @@ def transformer_targets(data):
     }
 
 
-def split_by_event(event, n_events, val_fraction, seed):
-    """Boolean (n,) validation flags: a seeded random `val_fraction` of the events."""
+def split(data, rng, *, val_fraction, negative_fraction=1.0):
+    """(train, val) masks over the candidates of a chunk of events (`data.stream` split).
+
+    A seeded random `val_fraction` of the chunk's events (of those with candidates) is for
+    validation, so every candidate of an event is on the same side (chunks are entry ranges:
+    an event never spans two); of the other events' candidates, every tau and a random
+    `negative_fraction` of the non-taus are for training (validation keeps every candidate).
+    """
     import numpy as np
 
-    if not 0 < val_fraction < 1:
-        raise UserError(f"--val-fraction must be in (0, 1), got {val_fraction}")
-    val_events = np.random.default_rng(seed).random(n_events) < val_fraction
-    return val_events[np.asarray(event, np.int64)]
+    events, inverse = np.unique(data["event"], return_inverse=True)
+    val = (rng.random(len(events)) < val_fraction)[inverse]
+    keep = data["is_tau"] | (rng.random(len(val)) < negative_fraction)
+    return ~val & keep, val
 
 
 def compile_transformer(model, config, jit_compile):
@@ -139,26 +157,106 @@ def compile_transformer(model, config, jit_compile):
     )
 
 
-def load_transformer_data(files, args):
+def load_candidates(
+    paths, *, variant="transformer", clustering="clue", inputs="puppi", entries=None
+):
+    """The training arrays of the candidates in `paths` (or an entry range of one file).
+
+    Returns:
+        dict of per-candidate arrays: x (the model inputs), y (the targets), is_tau (n,) and
+        event (n,), the candidate's event (its entry among those read).
+    """
     from data import scouttau
 
-    data = scouttau.load(files, clustering=args.clustering, inputs=args.inputs)
-    x = {"constituents": data["constituents"], "mask": data["mask"]}
-    return data, x, transformer_targets(data), data["is_tau"], data["cands"]["event"]
+    if variant == "transformer":
+        data = scouttau.load(paths, clustering=clustering, inputs=inputs, entries=entries)
+        x = {"constituents": data["constituents"], "mask": data["mask"]}
+        y, event = transformer_targets(data), data["cands"]["event"]
+    else:
+        from data import nnpuppitau
+
+        data = nnpuppitau.nnpuppitau_candidates(scouttau.read(paths, entries=entries))
+        x, y, event = data["inputs"], data["is_tau"].astype("float32")[:, None], data["event"]
+    return {"x": x, "y": y, "is_tau": data["is_tau"], "event": event}
 
 
-def load_nnpuppitau_data(files, args):
-    from data import nnpuppitau, scouttau
+def load_chunk(chunk, **options):
+    """`load_candidates` of one chunk (`data.stream.Chunk`)."""
+    return load_candidates(chunk.path, entries=(chunk.start, chunk.stop), **options)
 
-    data = nnpuppitau.nnpuppitau_candidates(scouttau.read(files))
-    data["n_events"] = int(data["event"].max(initial=-1)) + 1
-    y = data["is_tau"].astype("float32")[:, None]
-    return data, data["inputs"], y, data["is_tau"], data["event"]
+
+def to_xyw(data, rng=None, *, is_tau):
+    """(inputs, targets, weights) of loaded candidates, with the `class_weights` of the
+    candidates flagged `is_tau` (the training set's); `rng` is unused (`ChunkStream`)."""
+    return data["x"], data["y"], class_weights(is_tau, data["is_tau"])
+
+
+def training_candidates(files, args, batch_size):
+    """The streamed training candidates and the in-memory validation ones (fit and search).
+
+    Args:
+        args: with variant (default transformer), clustering, inputs, val_fraction,
+            negative_fraction (default 1), chunk_events, seed.
+    Returns:
+        (train, val, info): a `data.stream.ChunkStream` of (inputs, targets, weights) batches,
+        the validation (inputs, targets, weights), and info: training_candidates,
+        training_taus, validation_candidates, events, subset (the first training candidates'
+        arrays, for input statistics).
+    Raises:
+        UserError: too few candidates, or not both kinds among the training ones.
+    """
+    import numpy as np
+
+    from data import stream
+
+    chunks = stream.make_chunks(files, args.chunk_events)
+    options = dict(clustering=args.clustering, inputs=args.inputs)
+    loader = functools.partial(
+        load_chunk, variant=getattr(args, "variant", "transformer"), **options
+    )
+    splitter = functools.partial(
+        split,
+        val_fraction=args.val_fraction,
+        negative_fraction=getattr(args, "negative_fraction", 1.0),
+    )
+    scan = stream.scan(
+        chunks,
+        loader,
+        seed=args.seed,
+        summary=lambda d: d["is_tau"],
+        split=splitter,
+        progress=not getattr(args, "quiet", True),
+    )
+    is_tau = scan.summary.astype(bool)
+    n_train = len(is_tau)
+    n_val = 0 if scan.validation is None else len(scan.validation["is_tau"])
+    if n_train < 10 or n_val < 1:
+        raise UserError(f"only {n_train} training / {n_val} validation candidates in the files")
+    class_weights(is_tau)  # both kinds among the training candidates
+    v = scan.validation
+    n_val_tau = int(v["is_tau"].sum())
+    w_val = class_weights(v["is_tau"]) if 0 < n_val_tau < n_val else np.ones(n_val, "float32")
+    train = stream.ChunkStream(
+        chunks,
+        scan.counts,
+        loader,
+        batch_size,
+        seed=args.seed,
+        split=splitter,
+        transform=functools.partial(to_xyw, is_tau=is_tau),
+    )
+    info = {
+        "training_candidates": n_train,
+        "training_taus": int(is_tau.sum()),
+        "validation_candidates": n_val,
+        "events": sum(c.stop - c.start for c in chunks),
+        "subset": scan.subset,
+    }
+    return train, (v["x"], v["y"], w_val), info
 
 
 def main_impl(args):
     import keras
-    import numpy as np
 
     from data import io
     from models import training
@@ -190,21 +288,8 @@ def main_impl(args):
         ]
     )
     schemas.only_own_files(args.schema, "ScoutTau", files[0])
-    loader = load_transformer_data if args.variant == "transformer" else load_nnpuppitau_data
-    data, x, y, is_tau, event = loader(files, args)
-    n_events = int(data["n_events"])
-    val = split_by_event(event, n_events, args.val_fraction, args.seed)
-    # training negatives dropped at random (validation keeps every candidate)
-    keep = is_tau | (
-        np.random.default_rng(args.seed + 1).random(len(is_tau)) < args.negative_fraction
-    )
-    tr, va = np.flatnonzero(~val & keep), np.flatnonzero(val)
-    n_train, n_val = len(tr), len(va)
-    if n_train < 10 or n_val < 1:
-        raise UserError(f"only {n_train} training / {n_val} validation candidates in the files")
-    w = class_weights(is_tau[tr])
-    w_val = class_weights(is_tau[va]) if 0 < is_tau[va].sum() < n_val else np.ones(n_val)
     training.set_seed(args.seed)
+    train, val, info = training_candidates(files, args, config.batch_size)
     jit = keras.backend.backend() == "tensorflow" and not args.no_jit
     if args.variant == "transformer":
         from models.scouttau.model import build_model
@@ -214,7 +299,8 @@ def main_impl(args):
     else:
         from models.scouttau.nnpuppitau import build_nnpuppitau
 
-        mean, var = training.masked_stats(x[tr])
+        # standardisation from the first training candidates (up to 50k, data.stream.scan)
+        mean, var = training.masked_stats(info["subset"]["x"])
         model = build_nnpuppitau(mean=mean, variance=var)
         model.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
@@ -222,11 +308,13 @@ def main_impl(args):
             weighted_metrics=[keras.metrics.AUC(from_logits=True, name="auc")],
             jit_compile=True if jit else "auto",
         )
-    n_tau = int(is_tau[tr].sum())
+    n_train, n_tau, n_val = (
+        info[k] for k in ("training_candidates", "training_taus", "validation_candidates")
+    )
     print(
         f"ScoutTau {args.variant} preset {args.preset}: {model.count_params()} parameters; "
-        f"{n_train} training candidates ({n_tau} tau) from {n_events} events, {n_val} "
-        f"validation",
+        f"{n_train} training candidates ({n_tau} tau) from {info['events']} events (streamed "
+        f"from {len(files)} files), {n_val} validation",
         file=sys.stderr,
     )
     stem = model_file(args)[: -len(".keras")]
@@ -237,13 +325,13 @@ def main_impl(args):
         "training_candidates": n_train,
         "training_taus": n_tau,
         "validation_candidates": n_val,
-        "events": n_events,
-        "steps_per_epoch": math.ceil(n_train / config.batch_size),
+        "events": info["events"],
+        "steps_per_epoch": len(train),
     }
     training.fit(
         model,
-        (training.take(x, tr), training.take(y, tr)),
-        (training.take(x, va), training.take(y, va), w_val),
+        train,
+        val,
         config,
         model_name=stem,
         out_dir=os.path.join(args.out, stem),
@@ -251,7 +339,6 @@ def main_impl(args):
         verbose=0 if args.quiet else 2,
         seed=args.seed,
         restart=args.restart,
-        sample_weight=w,
         max_minutes=args.max_minutes,
     )
     path = os.path.join(args.out, model_file(args))

@@ -37,21 +37,6 @@ def test_single_task_hypermodel_has_no_task_weights():
     assert "charge" in model.output_names and "tau_id" not in model.output_names
 
 
-@pytest.fixture(scope="module")
-def fcc_files(tmp_path_factory):
-    from data import io
-    from data.generate import fcctau
-    from data.generate.ditau_output import to_root_columns
-
-    folder = tmp_path_factory.mktemp("fcctau")
-    paths = []
-    for process, n, seed in (("ztautau", 60, 11), ("zqq", 30, 12)):
-        path = str(folder / f"{process}.root")
-        io.write_events(path, to_root_columns(fcctau.generate(process, n, seed, batch_size=n)))
-        paths.append(path)
-    return paths
-
-
 @pytest.mark.e2e  # a whole CLI run: the e2e CI step
 def test_search_cli_runs_and_resumes(fcc_files, tmp_path):
     """A single-task search (the multi-task PCGrad graph takes minutes to trace on 2 loaded
