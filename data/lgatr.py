@@ -148,19 +148,11 @@ def load(
         raise UserError(f"max_jets must be non-negative, got {max_jets}")
     paths = io.expand_paths(paths)
     mapping = mapping or {}
-    keys = schemas.keys_of(paths[0])
-    schema = schemas.resolve(schema, keys, paths[0])
     wp = working_points or schemas.WorkingPoints()
-    own = schema == "hepformers"
-    needed = RECO_BRANCHES + (B_CANDIDATE_BRANCHES if own else [])
-    if not own:
-        needed += schemas.id_branches(keys, wp, ("Muon", "Electron", "Jet"))
-        btag, thresholds = schemas.btag_branch(paths[0], keys)
-        needed.append(btag)
-    schemas.require(paths[0], keys, [mapping.get(b, b) for b in needed], schema, "L-GATr inputs")
-    has_truth = schemas.has_truth(
-        paths[0], keys, TRUTH_BRANCHES, mapping, schema, "L-GATr", require_truth
+    schema, needed, has_truth, keys, (btag, thresholds) = check_branches(
+        paths[0], schema=schema, mapping=mapping, working_points=wp, require_truth=require_truth
     )
+    own = schema == "hepformers"
     a = io.read_branches(
         paths,
         needed + TRUTH_BRANCHES * has_truth,
@@ -195,6 +187,36 @@ def load(
     d["meta"]["entry"] = ak.to_numpy(a["__entry__"])
     d["meta"]["schema"] = schema
     return d
+
+
+def check_branches(path, *, schema="auto", mapping=None, working_points=None, require_truth=False):
+    """What `load` will read from `path`, checked before any reading (one line if it lacks
+    something).
+
+    Returns:
+        (resolved schema, branches to read without truth, whether truth is there, file keys,
+        (b-tag branch, its working points) on NanoAOD or (None, None) on own files).
+    Raises:
+        UserError: a branch the schema needs, or with `require_truth` the truth, is missing.
+    """
+    from data import schemas
+
+    mapping = mapping or {}
+    keys = schemas.keys_of(path)
+    schema = schemas.resolve(schema, keys, path)
+    wp = working_points or schemas.WorkingPoints()
+    own = schema == "hepformers"
+    needed = RECO_BRANCHES + (B_CANDIDATE_BRANCHES if own else [])
+    btag, thresholds = None, None
+    if not own:
+        needed += schemas.id_branches(keys, wp, ("Muon", "Electron", "Jet"))
+        btag, thresholds = schemas.btag_branch(path, keys)
+        needed.append(btag)
+    schemas.require(path, keys, [mapping.get(b, b) for b in needed], schema, "L-GATr inputs")
+    has_truth = schemas.has_truth(
+        path, keys, TRUTH_BRANCHES, mapping, schema, "L-GATr", require_truth
+    )
+    return schema, needed, has_truth, keys, (btag, thresholds)
 
 
 def _clean_jets(a, lep):

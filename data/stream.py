@@ -129,7 +129,9 @@ def scan(
 
     counts, val, subset, summ = [], [], [], []
     n_val = n_sub = 0
-    for i, chunk in enumerate(tqdm(chunks, desc="scan", unit="chunk", disable=not progress)):
+    # the bar shows after a second: a file that fails at once leaves one line on stderr
+    bar = tqdm(chunks, desc="scan", unit="chunk", disable=not progress, delay=1.0)
+    for i, chunk in enumerate(bar):
         data = load_chunk(chunk)
         is_train, is_val = split_masks(data, seed, i, val_fraction, split)
         train = take(data, is_train)

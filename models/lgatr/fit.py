@@ -148,8 +148,9 @@ def training_events(
     Raises:
         UserError: fewer than 10 training events, or none for validation.
     """
-    from data import stream
+    from data import lgatr, stream
 
+    lgatr.check_branches(files[0], require_truth=True, **(reading or {}))  # before the scan
     chunks = stream.make_chunks(files, chunk_events)
     loader = functools.partial(load_chunk, drop_nonfinite=drop_nonfinite, reading=reading)
     scan = stream.scan(chunks, loader, seed=seed, val_fraction=0.2, progress=progress)
