@@ -171,7 +171,9 @@ def _sample(sample, process, with_taus, tau_decays=1, pileup=None):
         opts = dict(pileup or {})
         if opts.get("mu", 200) > 0:  # build the library once here, not in every worker
             pu.load_library(
-                opts.get("cache", "cache"), opts["library_events"], opts["library_seed"]
+                opts.get("cache", "cache"),
+                opts.get("library_events", pu.DEFAULT_LIBRARY_EVENTS),
+                opts.get("library_seed", 1),
             )
         label = f"PU{opts.get('mu', 200):g}"
         if sample == "scouttau":
