@@ -87,7 +87,7 @@ def check_args(args):
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
-    from data import io, stream
+    from data import io
 
     files = io.expand_paths(args.data)
     schemas.only_own_files(args.schema, "the MET Perceiver", files[0])
@@ -96,7 +96,7 @@ def main(argv=None):
     import models
     from models import training
     from models.metperceiver.config import get_config
-    from models.metperceiver.fit import VAL_FRACTION, scan_events, to_xyw
+    from models.metperceiver.fit import training_stream
 
     models.register()
     try:
@@ -104,26 +104,16 @@ def main(argv=None):
     except ValueError as err:
         raise UserError(str(err)) from None
     training.set_seed(args.seed)
-    chunks, loader, scan, weights = scan_events(
-        files, base, args.chunk_events, args.max_val_events, args.seed, False
-    )
-    train = stream.ChunkStream(
-        chunks,
-        scan.counts,
-        loader,
-        base.batch_size,
+    train, val, _ = training_stream(
+        files,
+        base,
+        chunk_events=args.chunk_events,
+        max_val_events=args.max_val_events,
         seed=args.seed,
-        val_fraction=VAL_FRACTION,
-        buffer_chunks=max(1, 2000 // args.chunk_events),
-        transform=lambda d, rng: to_xyw(d, base.variant, weights),
+        progress=False,
     )
     jit = keras.backend.backend() == "tensorflow" and not args.no_jit
-    search.run(
-        args,
-        _hypermodel_class()(base, True if jit else "auto"),
-        train,
-        validation_data=to_xyw(scan.validation, base.variant, weights),
-    )
+    search.run(args, _hypermodel_class()(base, True if jit else "auto"), train, validation_data=val)
 
 
 if __name__ == "__main__":

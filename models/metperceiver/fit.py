@@ -181,13 +181,9 @@ def scan_events(files, config, chunk_events, max_val_events, seed, progress, pla
     return chunks, loader, scan, met_weights(config, scan.summary)
 
 
-def main_impl(args):
-    import keras
-
-    from data import io, stream
-    from models import training
+def make_config(args):
+    """The preset of `--variant` with the CLI overrides."""
     from models.metperceiver.config import get_config
-    from models.metperceiver.model import build_model
 
     try:
         config = get_config(
@@ -205,6 +201,52 @@ def main_impl(args):
         raise UserError(str(err)) from None
     if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
+    return config
+
+
+def training_stream(files, config, *, chunk_events, max_val_events, seed, progress, plan=None):
+    """The streamed training events and the in-memory validation events (fit and search).
+
+    With a distributed `plan` (models/distribute.py) the process streams its own shard of the
+    chunks, in as many full batches as every other process.
+
+    Returns:
+        (train, val, scan): a `data.stream.ChunkStream` of (inputs, targets, weights) batches
+        (~2000 events a buffer), the validation (inputs, targets, weights) and the scan.
+    """
+    from data import stream
+    from models import distribute
+
+    plan = plan or distribute.Plan()
+    chunks, loader, scan, weights = scan_events(
+        files, config, chunk_events, max_val_events, seed, progress, plan
+    )
+    train = stream.ChunkStream(
+        plan.shard(chunks),
+        scan.counts,
+        loader,
+        config.batch_size,
+        seed=seed,
+        val_fraction=VAL_FRACTION,
+        buffer_chunks=max(1, 2000 // chunk_events),  # ~2000 events (0.5 GB) a buffer
+        transform=functools.partial(_transform, variant=config.variant, weights=weights),
+    )
+    val = plan.finish(train, to_xyw(scan.validation, config.variant, weights), config.batch_size)
+    return train, val, scan
+
+
+def _transform(data, rng, *, variant, weights):
+    return to_xyw(data, variant, weights)
+
+
+def main_impl(args):
+    import keras
+
+    from data import io
+    from models import training
+    from models.metperceiver.model import build_model
+
+    config = make_config(args)
     if args.data:
         files = io.expand_paths(args.data)
         schemas.only_own_files(args.schema, "the MET Perceiver", files[0])
@@ -216,8 +258,14 @@ def main_impl(args):
 
     plan = distribute.setup(args)
     training.set_seed(args.seed)
-    chunks, loader, scan, weights = scan_events(
-        files, config, args.chunk_events, args.max_val_events, args.seed, not args.quiet, plan
+    train, val, scan = training_stream(
+        files,
+        config,
+        chunk_events=args.chunk_events,
+        max_val_events=args.max_val_events,
+        seed=args.seed,
+        progress=not args.quiet,
+        plan=plan,
     )
     dropped = int((scan.validation["n_dropped"] > 0).sum())
     if dropped:
@@ -226,18 +274,6 @@ def main_impl(args):
             "their softest are dropped",
             file=sys.stderr,
         )
-    val = to_xyw(scan.validation, config.variant, weights)
-    train = stream.ChunkStream(
-        plan.shard(chunks),
-        scan.counts,
-        loader,
-        config.batch_size,
-        seed=args.seed,
-        val_fraction=VAL_FRACTION,
-        buffer_chunks=max(1, 2000 // args.chunk_events),  # ~2000 events (0.5 GB) a buffer
-        transform=lambda d, rng: to_xyw(d, config.variant, weights),
-    )
-    val = plan.finish(train, val, config.batch_size)
     with plan.scope():  # the model's variables live on every device of the run
         model = build_model(config)
         if args.init_from:

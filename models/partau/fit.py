@@ -219,13 +219,9 @@ def compile_model(model, config, steps_per_epoch, jit_compile="auto"):
     return model
 
 
-def main_impl(args):
-    import keras
-
-    from data import io
-    from models import training
+def make_config(args):
+    """The preset of `--variant` / `--task` with the CLI overrides."""
     from models.partau.config import get_config
-    from models.partau.model import build_model
 
     try:
         config = get_config(
@@ -242,6 +238,17 @@ def main_impl(args):
         raise UserError(str(err)) from None
     if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
+    return config
+
+
+def main_impl(args):
+    import keras
+
+    from data import io
+    from models import training
+    from models.partau.model import build_model
+
+    config = make_config(args)
     from models.partau.pcgrad import PCGRAD_BACKENDS
 
     backend = keras.backend.backend()

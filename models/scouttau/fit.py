@@ -255,11 +255,8 @@ def training_candidates(files, args, batch_size):
     return train, (v["x"], v["y"], w_val), info
 
 
-def main_impl(args):
-    import keras
-
-    from data import io
-    from models import training
+def make_config(args):
+    """The preset with the CLI overrides."""
     from models.scouttau.config import get_config
 
     try:
@@ -273,6 +270,16 @@ def main_impl(args):
         raise UserError(str(err)) from None
     if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
+    return config
+
+
+def main_impl(args):
+    import keras
+
+    from data import io
+    from models import training
+
+    config = make_config(args)
     files = (
         io.expand_paths(args.data)
         if args.data

@@ -132,9 +132,9 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def main_impl(args):
-    import numpy as np
-
+def make_config(args):
+    """The preset with a search's best trial (`--hyperparameters`), the CLI overrides and the
+    loader's token and feature counts."""
     from data.ditau import (
         JET_FEATURES,
         LEG_FEATURES,
@@ -145,7 +145,6 @@ def main_impl(args):
     )
     from models import training
     from models.tpmt.config import get_config
-    from models.tpmt.model import build_model, compile_model, with_product_dropout
 
     try:
         config = get_config(
@@ -174,6 +173,16 @@ def main_impl(args):
         raise UserError(str(err)) from None
     if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
+    return config
+
+
+def main_impl(args):
+    import numpy as np
+
+    from models import training
+    from models.tpmt.model import build_model, compile_model, with_product_dropout
+
+    config = make_config(args)
     from data import io
 
     files = (
