@@ -60,7 +60,12 @@ def sample_files(name, events, pu_events, cache, *, seed=1, library_events=2000)
             cached("ttbar_dilepton", events, seed, cache, process=None, sample="ttbar-dilepton")
         ]
     if name == "metperceiver":
-        return [cached("ttbar_pu", pu_events, seed, cache, sample="ttbar-pu", pileup=pileup)]
+        return [
+            cached(
+                "ttbar_pu", pu_events, seed, cache, process=None, sample="ttbar-pu",
+                pileup=pileup,
+            )
+        ]  # fmt: skip
     if name == "scouttau":
         return [
             cached(

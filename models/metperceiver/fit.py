@@ -253,7 +253,12 @@ def main_impl(args):
     else:
         pileup = dict(mu=200.0, library_events=100_000, library_seed=1, cache="cache")
         n = args.events or DEFAULT_EVENTS
-        files = [cached("ttbar_pu", n, args.seed, args.cache, sample="ttbar-pu", pileup=pileup)]
+        files = [
+            cached(
+                "ttbar_pu", n, args.seed, args.cache, process=None, sample="ttbar-pu",
+                pileup=pileup,
+            )
+        ]  # fmt: skip
     from models import distribute
 
     plan = distribute.setup(args)
