@@ -246,6 +246,9 @@ def table(results):
         "|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
+        if "error" in r:
+            lines.append(f"| {name} ({r['unit']}) | {r['error']} | | | | | |")
+            continue
         lines.append(
             f"| {name} ({r['unit']}) | {r['loader_per_s']:,.0f} | {r['train_per_s']:,.0f} | "
             f"{r['ratio']:.1f} | {'ok' if r['ok'] else 'SLOW'} | {r['batch_size']} | "
@@ -289,8 +292,12 @@ def main(argv=None):
             name, args.events, args.pu_events, args.cache, library_events=args.library_events
         )
         print(f"{name}: {', '.join(files)}", file=sys.stderr)
-        results[name] = measure(name, files, args.steps)
-        r = results[name]
+        try:
+            results[name] = r = measure(name, files, args.steps)
+        except UserError as err:  # e.g. too small a sample for one batch: the others go on
+            results[name] = {"unit": UNITS[name], "error": str(err)}
+            print(f"{name}: {err}", file=sys.stderr)
+            continue
         print(
             f"{name}: loader {r['loader_per_s']:,.0f} {r['unit']}/s ({r['epoch_examples']} in "
             f"{r['loader_s']:.1f} s), training {r['train_per_s']:,.0f} {r['unit']}/s "
