@@ -7,7 +7,7 @@ For each model a small sample is generated with the toolkit's generators (once, 
 `--cache`, default cache/bench_loader: `--events` events of the light samples, `--pu-events`
 PU200 events for the MET Perceiver and ScoutTau, overlaid from a `--library-events` minimum-bias
 library). The training stream is built by the fit's own functions with the fit's defaults
-(`make_config` and `training_events` / `training_jets` / `training_stream` /
+(`make_config` and `training_stream` / `training_jets` / `training_events` /
 `training_candidates`: chunks, scan, split, weights, mirrored copies), then:
 
 - loader: one epoch of batches is read from the ROOT files (`ChunkStream.__getitem__` in order,
@@ -91,11 +91,26 @@ def build(name, files):
     fit = importlib.import_module(f"models.{name}.fit")
     args = fit.parse_args(["--data", *files, "--quiet"])
     config = fit.make_config(args)
-    if name == "tpmt":
-        train, _, scan = fit.training_events(
-            files, args, config.batch_size, schemas.reading_options(args)
+    if name == "tpmt":  # as main_impl: the default flat strategy, not parametric
+        from models.tpmt.model import build_model, compile_model
+
+        train, _, scan, _ = fit.training_stream(
+            files,
+            schemas.reading_options(args),
+            channel=args.channel,
+            drop_nonfinite=args.drop_nonfinite,
+            chunk_events=args.chunk_events,
+            batch_size=config.batch_size,
+            seed=args.seed,
+            flat_weights=args.strategy == "flat" and not args.no_flat_weights,
+            mirrored=not args.no_mirror,
         )
-        return train, lambda: fit.new_model(config, scan, args), args.preset
+        stats = fit.input_stats(scan.subset[0])
+        return (
+            train,
+            lambda: compile_model(build_model(config, stats), config),
+            args.preset,
+        )
     if name == "partau":
         from models.partau.model import build_model
 
