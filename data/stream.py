@@ -117,7 +117,8 @@ def scan(
         val_fraction: fraction of each chunk's events held out for validation.
         max_val_events: validation events kept in memory (the rest are held out unused).
         subset_events: training events kept for statistics (the first chunks in file order).
-        summary: optional callable(arrays) -> (n,) values recorded for every training event.
+        summary: optional callable(arrays) -> (n,) or (n, k) values recorded for every training
+            event (e.g. what event weights are learnt from).
         progress: show a progress bar.
         split: optional callable(arrays, rng) -> (train, val) boolean masks over a chunk's
             events, disjoint; events in neither are not used (e.g. a test part). `rng` is a
