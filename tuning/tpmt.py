@@ -156,5 +156,6 @@ def main(argv=None):
         validation_data=val,
     )
 
+
 if __name__ == "__main__":
     main()
