@@ -73,6 +73,9 @@ def parse_args(argv):
     from data import schemas
 
     schemas.add_arguments(p, working_points=True)
+    from models import distribute
+
+    distribute.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -139,8 +142,10 @@ def training_events(
     drop_nonfinite=False,
     reading=None,
     progress=False,
+    plan=None,
 ):
-    """The streamed training events and the in-memory validation events (fit and search).
+    """The streamed training events and the in-memory validation events (fit and search);
+    with a distributed `plan` (models/distribute.py) this process's shard of the chunks.
 
     Returns:
         (train, val): a `data.stream.ChunkStream` of (inputs, targets) batches and the
@@ -149,11 +154,13 @@ def training_events(
         UserError: fewer than 10 training events, or none for validation.
     """
     from data import lgatr, stream
+    from models import distribute
 
+    plan = plan or distribute.Plan()
     lgatr.check_branches(files[0], require_truth=True, **(reading or {}))  # before the scan
     chunks = stream.make_chunks(files, chunk_events)
     loader = functools.partial(load_chunk, drop_nonfinite=drop_nonfinite, reading=reading)
-    scan = stream.scan(chunks, loader, seed=seed, val_fraction=0.2, progress=progress)
+    scan = plan.scan(chunks, loader, seed=seed, val_fraction=0.2, progress=progress)
     check_inputs(config, scan.subset[0])
     n_train = int(sum(scan.counts))
     n_val = 0 if scan.validation is None else len(scan.validation[1]["tops"])
@@ -162,9 +169,9 @@ def training_events(
             f"only {n_train} training and {n_val} validation events in the training files"
         )
     train = stream.ChunkStream(
-        chunks, scan.counts, loader, config.batch_size, seed=seed, val_fraction=0.2
+        plan.shard(chunks), scan.counts, loader, config.batch_size, seed=seed, val_fraction=0.2
     )
-    return train, scan.validation
+    return train, plan.finish(train, scan.validation, config.batch_size)
 
 
 def compile_model(model, config):
@@ -205,6 +212,9 @@ def main_impl(args, argv=None):
             )
         ]
     )
+    from models import distribute
+
+    plan = distribute.setup(args)
     training.set_seed(args.seed)
     train, val = training_events(
         files,
@@ -214,16 +224,19 @@ def main_impl(args, argv=None):
         drop_nonfinite=args.drop_nonfinite,
         reading=schemas.reading_options(args),
         progress=not args.quiet,
+        plan=plan,
     )
     n_train, n_val = int(sum(train.counts)), len(val[1]["tops"])
     builder = build_model if args.model == "lgatr" else build_plain_transformer
-    model = compile_model(builder(config), config)
+    with plan.scope():  # the model's variables live on every device of the run
+        model = compile_model(builder(config), config)
     print(
         f"{args.model} preset {args.preset}: {model.count_params()} parameters, "
         f"{n_train} training events (streamed from {len(files)} files) and {n_val} validation",
         file=sys.stderr,
     )
-    run_dir = os.path.join(args.out, args.model)
+    out = plan.out_dir(args.out)
+    run_dir = os.path.join(out, args.model)
     argv = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m models.lgatr.fit", shlex.join(argv)]).strip()
     run_config = {
@@ -233,20 +246,22 @@ def main_impl(args, argv=None):
         "files": files,
     }
     start = time.perf_counter()
-    history = training.fit(
-        model,
-        train,
-        val,
-        config,
-        model_name=f"lgatr_{args.model}",
-        out_dir=run_dir,
-        run_config=run_config,
-        verbose=0 if args.quiet else 2,
-        seed=args.seed,
-        restart=args.restart,
-    )
+    with plan.scope():
+        history = training.fit(
+            model,
+            train,
+            val,
+            config,
+            model_name=f"lgatr_{args.model}",
+            out_dir=run_dir,
+            run_config=run_config,
+            verbose=0 if args.quiet else 2,
+            seed=args.seed,
+            restart=args.restart,
+            **plan.fit_options(args.out),
+        )
     seconds = time.perf_counter() - start
-    path = os.path.join(args.out, f"{args.model}.keras")
+    path = os.path.join(out, f"{args.model}.keras")
     training.save_model(model, path)  # atomic: never a half-written file
     # The final model holds the best weights (EarlyStopping restores them): drop the duplicate.
     checkpoint = os.path.join(run_dir, "checkpoint.keras")
@@ -277,7 +292,9 @@ def check_args(args):
     """Argument checks that need no data and no backend (run before any work)."""
     checks.fit_args(args)
     checks.non_negative(args.mass_weight, "--mass-weight")
-    args.out = checks.fit_out_dir(args.out, "lgatr", args.overwrite)
+    from models import distribute
+
+    distribute.check_fit_args(args, "lgatr")
 
 
 @cli

@@ -91,6 +91,9 @@ def parse_args(argv):
         "command resumes it)",
     )
     schemas.add_arguments(p, mapping=False)
+    from models import distribute
+
+    distribute.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -191,8 +194,9 @@ def to_xyw(data, rng=None, *, is_tau):
     return data["x"], data["y"], class_weights(is_tau, data["is_tau"])
 
 
-def training_candidates(files, args, batch_size):
-    """The streamed training candidates and the in-memory validation ones (fit and search).
+def training_candidates(files, args, batch_size, plan=None):
+    """The streamed training candidates and the in-memory validation ones (fit and search);
+    with a distributed `plan` (models/distribute.py) this process's shard of the chunks.
 
     Args:
         args: with variant (default transformer), clustering, inputs, val_fraction,
@@ -208,7 +212,9 @@ def training_candidates(files, args, batch_size):
     import numpy as np
 
     from data import stream
+    from models import distribute
 
+    plan = plan or distribute.Plan()
     chunks = stream.make_chunks(files, args.chunk_events)
     options = dict(clustering=args.clustering, inputs=args.inputs)
     loader = functools.partial(
@@ -219,7 +225,7 @@ def training_candidates(files, args, batch_size):
         val_fraction=args.val_fraction,
         negative_fraction=getattr(args, "negative_fraction", 1.0),
     )
-    scan = stream.scan(
+    scan = plan.scan(
         chunks,
         loader,
         seed=args.seed,
@@ -237,7 +243,7 @@ def training_candidates(files, args, batch_size):
     n_val_tau = int(v["is_tau"].sum())
     w_val = class_weights(v["is_tau"]) if 0 < n_val_tau < n_val else np.ones(n_val, "float32")
     train = stream.ChunkStream(
-        chunks,
+        plan.shard(chunks),
         scan.counts,
         loader,
         batch_size,
@@ -249,10 +255,10 @@ def training_candidates(files, args, batch_size):
         "training_candidates": n_train,
         "training_taus": int(is_tau.sum()),
         "validation_candidates": n_val,
-        "events": sum(c.stop - c.start for c in chunks),
+        "events": sum(c.stop - c.start for c in plan.shard(chunks)),
         "subset": scan.subset,
     }
-    return train, (v["x"], v["y"], w_val), info
+    return train, plan.finish(train, (v["x"], v["y"], w_val), batch_size), info
 
 
 def make_config(args):
@@ -271,6 +277,32 @@ def make_config(args):
     if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
         raise UserError("--epochs, --batch-size and --learning-rate must be positive")
     return config
+
+
+def _make_model(args, config, info, jit):
+    """The compiled transformer or NNPuppiTau baseline of a fit."""
+    import keras
+
+    from models import training
+
+    if args.variant == "transformer":
+        from models.scouttau.model import build_model
+
+        model = build_model(config)
+        compile_transformer(model, config, True if jit else "auto")
+    else:
+        from models.scouttau.nnpuppitau import build_nnpuppitau
+
+        # standardisation from the first training candidates (up to 50k, data.stream.scan)
+        mean, var = training.masked_stats(info["subset"]["x"])
+        model = build_nnpuppitau(mean=mean, variance=var)
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            weighted_metrics=[keras.metrics.AUC(from_logits=True, name="auc")],
+            jit_compile=True if jit else "auto",
+        )
+    return model
 
 
 def main_impl(args):
@@ -295,26 +327,14 @@ def main_impl(args):
         ]
     )
     schemas.only_own_files(args.schema, "ScoutTau", files[0])
+    from models import distribute
+
+    plan = distribute.setup(args)
     training.set_seed(args.seed)
-    train, val, info = training_candidates(files, args, config.batch_size)
+    train, val, info = training_candidates(files, args, config.batch_size, plan)
     jit = keras.backend.backend() == "tensorflow" and not args.no_jit
-    if args.variant == "transformer":
-        from models.scouttau.model import build_model
-
-        model = build_model(config)
-        compile_transformer(model, config, True if jit else "auto")
-    else:
-        from models.scouttau.nnpuppitau import build_nnpuppitau
-
-        # standardisation from the first training candidates (up to 50k, data.stream.scan)
-        mean, var = training.masked_stats(info["subset"]["x"])
-        model = build_nnpuppitau(mean=mean, variance=var)
-        model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
-            loss=keras.losses.BinaryCrossentropy(from_logits=True),
-            weighted_metrics=[keras.metrics.AUC(from_logits=True, name="auc")],
-            jit_compile=True if jit else "auto",
-        )
+    with plan.scope():  # the model's variables live on every device of the run
+        model = _make_model(args, config, info, jit)
     n_train, n_tau, n_val = (
         info[k] for k in ("training_candidates", "training_taus", "validation_candidates")
     )
@@ -325,6 +345,7 @@ def main_impl(args):
         file=sys.stderr,
     )
     stem = model_file(args)[: -len(".keras")]
+    out = plan.out_dir(args.out)
     run_config = {
         "args": vars(args),
         "config": config.to_dict(),
@@ -335,20 +356,22 @@ def main_impl(args):
         "events": info["events"],
         "steps_per_epoch": len(train),
     }
-    training.fit(
-        model,
-        train,
-        val,
-        config,
-        model_name=stem,
-        out_dir=os.path.join(args.out, stem),
-        run_config=run_config,
-        verbose=0 if args.quiet else 2,
-        seed=args.seed,
-        restart=args.restart,
-        max_minutes=args.max_minutes,
-    )
-    path = os.path.join(args.out, model_file(args))
+    with plan.scope():
+        training.fit(
+            model,
+            train,
+            val,
+            config,
+            model_name=stem,
+            out_dir=os.path.join(out, stem),
+            run_config=run_config,
+            verbose=0 if args.quiet else 2,
+            seed=args.seed,
+            restart=args.restart,
+            max_minutes=args.max_minutes,
+            **plan.fit_options(args.out),
+        )
+    path = os.path.join(out, model_file(args))
     training.save_model(model, path)  # atomic: never a half-written file
     print(f"saved {path}")
     return path
@@ -363,7 +386,9 @@ def check_args(args):
         raise UserError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     if args.variant == "nnpuppitau" and args.inputs != "puppi":
         raise UserError("--inputs applies to the transformer; the baseline clusters PUPPI")
-    args.out = checks.fit_out_dir(args.out, "scouttau", args.overwrite)
+    from models import distribute
+
+    distribute.check_fit_args(args, "scouttau")
 
 
 @cli
