@@ -10,7 +10,7 @@ and leaves in DIR (the keras-tuner project folder):
     trial_*/            keras-tuner's state of each trial; rerunning the same command resumes the
                         search (finished trials are kept, a finished search runs no new trial)
     logs/<trial_id>/    the TensorBoard run of each trial (`tensorboard --logdir DIR/logs`)
-    best_trials.md      the best trials: rank, trial id, val_loss and hyperparameter values
+    best_trials.md      the best trials: rank, trial id, objective and hyperparameter values
     best_trials.json    the same, for scripts
     trials_run.tsv      one line per trial run: trial id, the tuner (process) that ran it, status
 
@@ -24,7 +24,8 @@ of its workers (which run trials) when keras-tuner's environment variables are s
 with `--out` on a file system shared by all of them; the chief writes best_trials.md when the
 workers are done. `python -m tuning.cluster` starts a chief and N workers on this machine.
 
-Each trial trains with `keras.callbacks.EarlyStopping` on val_loss (the base config's patience)
+Each trial trains with `keras.callbacks.EarlyStopping` on the objective (`--objective`, default
+val_loss; the base config's patience)
 and, where the model's learning rate is not a schedule, ReduceLROnPlateau as in the fits.
 `--max-trials` bounds random and Bayesian searches; Hyperband sizes its brackets from
 `--epochs` (its longest trials) and runs its own number of trials.
@@ -67,6 +68,12 @@ def add_arguments(parser, model, *, trials_alias=False):
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--objective",
+        default=OBJECTIVE,
+        help="validation metric that ranks the trials, minimised (default val_loss; when loss "
+        "weights are searched, a metric they do not scale, e.g. TPMT's val_m_tautau_mae)",
+    )
+    parser.add_argument(
         "--out",
         default=f"tuning_runs/{model}",
         help="search folder, kept: rerunning the same command resumes the search",
@@ -75,6 +82,8 @@ def add_arguments(parser, model, *, trials_alias=False):
 
 def check_args(args, *, trials_alias=False):
     """Checks of the shared options that need no data and no backend."""
+    if not args.objective.startswith("val_"):
+        raise UserError(f"--objective must be a validation metric (val_...), got {args.objective}")
     if args.max_trials <= 0 or args.epochs <= 0:
         flag = "--max-trials / --trials" if trials_alias else "--max-trials"
         raise UserError(f"{flag} and --epochs must be positive")
@@ -170,13 +179,15 @@ def _tuner_class(kind):
 
 def make_tuner(args, hypermodel):
     """The `--tuner` over `hypermodel`, with its project in `--out` (resumed when there)."""
+    import keras_tuner
+
     out = os.path.abspath(args.out)
     budget = {"max_epochs": args.epochs} if args.tuner == "hyperband" else {}
     if args.tuner != "hyperband":
         budget["max_trials"] = args.max_trials
     return _tuner_class(args.tuner)(
         hypermodel,
-        objective=OBJECTIVE,
+        objective=keras_tuner.Objective(args.objective, "min"),
         seed=args.seed,
         directory=os.path.dirname(out),
         project_name=os.path.basename(out),
@@ -185,17 +196,20 @@ def make_tuner(args, hypermodel):
     )
 
 
-def trial_callbacks(out, config, *, reduce_lr=True):
-    """EarlyStopping (and ReduceLROnPlateau) on val_loss and a TensorBoard run per trial."""
+def trial_callbacks(out, config, *, reduce_lr=True, objective=OBJECTIVE):
+    """EarlyStopping (and ReduceLROnPlateau) on the objective and a TensorBoard run per trial."""
     import keras
 
     cbs = [
-        keras.callbacks.EarlyStopping(monitor=OBJECTIVE, patience=config.early_stopping_patience)
+        keras.callbacks.EarlyStopping(
+            monitor=objective, mode="min", patience=config.early_stopping_patience
+        )
     ]
     if reduce_lr:
         cbs.append(
             keras.callbacks.ReduceLROnPlateau(
-                monitor=OBJECTIVE,
+                monitor=objective,
+                mode="min",
                 factor=0.5,
                 patience=config.reduce_lr_patience,
                 min_lr=config.min_learning_rate,
@@ -232,14 +246,21 @@ def run(args, hypermodel, x, y=None, *, validation_data, reduce_lr=True, **fit_k
         y,
         validation_data=validation_data,
         epochs=args.epochs,
-        callbacks=trial_callbacks(args.out, hypermodel.base, reduce_lr=reduce_lr),
+        callbacks=trial_callbacks(
+            args.out, hypermodel.base, reduce_lr=reduce_lr, objective=args.objective
+        ),
         verbose=2,
         **fit_kwargs,
     )
     if worker:  # the chief holds the oracle and writes the summary
         print(f"worker {tuner.tuner_id}: no trials left", file=sys.stderr)
         return tuner
-    rows = write_best(tuner, args.out)
+    failed = [t.trial_id for t in tuner.oracle.trials.values() if t.status == "FAILED"]
+    if failed:
+        print(f"{len(failed)} trials failed (their trial.json holds the error)", file=sys.stderr)
+    if not _finished(tuner):
+        raise UserError(f"no trial completed: see {args.out}/trial_*/trial.json")
+    rows = write_best(tuner, args.out, objective=args.objective)
     if rows:
         print(f"best trial {rows[0]['trial_id']}: {rows[0]['hyperparameters']}", file=sys.stderr)
     print(f"wrote {os.path.join(args.out, 'best_trials.md')}", file=sys.stderr)
@@ -273,11 +294,11 @@ def best_rows(tuner, top=TOP_TRIALS):
     ]
 
 
-def write_best(tuner, out, top=TOP_TRIALS):
+def write_best(tuner, out, top=TOP_TRIALS, objective=OBJECTIVE):
     """best_trials.md and best_trials.json in `out`; returns the rows."""
     rows = best_rows(tuner, top)
     summary = {
-        "objective": OBJECTIVE,
+        "objective": objective,
         "direction": "min",
         "tuner": type(tuner).__name__,
         "trials_completed": _finished(tuner),
@@ -291,10 +312,10 @@ def write_best(tuner, out, top=TOP_TRIALS):
     lines = [
         f"# Best trials ({summary['tuner']}, {summary['trials_completed']} trials completed)",
         "",
-        f"Ranked by {OBJECTIVE} (lower is better). TensorBoard: `tensorboard --logdir "
+        f"Ranked by {objective} (lower is better). TensorBoard: `tensorboard --logdir "
         f"{os.path.join(out, 'logs')}`.",
         "",
-        "| " + " | ".join(["rank", "trial", OBJECTIVE, *names]) + " |",
+        "| " + " | ".join(["rank", "trial", objective, *names]) + " |",
         "|" + "---|" * (3 + len(names)),
     ]
     for row in rows:

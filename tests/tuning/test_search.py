@@ -15,6 +15,7 @@ MODELS = ("tpmt", "lgatr", "partau", "metperceiver", "scouttau")
         (["--epochs", "-1"], "--epochs must be positive"),
         (["--seed", "-1"], "--seed must be"),
         (["--data", "/nonexistent.root"], "/nonexistent.root"),
+        (["--objective", "loss"], "--objective must be a validation metric"),
     ],
 )
 def test_bad_arguments_are_one_line(model, argv, words, tmp_path, capsys):

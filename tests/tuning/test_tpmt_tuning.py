@@ -51,6 +51,7 @@ def test_search_scores_trials_on_held_out_files(flat_file, tmp_path, capsys):
 
     out = tmp_path / "held_out"
     argv = ["--data", flat_file, "--validation", flat_file, "--out", str(out), *SEARCH]
-    main([*argv, "--max-trials", "1"])
+    main([*argv, "--max-trials", "1", "--objective", "val_m_tautau_mae"])
     assert "validation events (held-out files)" in capsys.readouterr().err
-    assert json.loads((out / "best_trials.json").read_text())["trials_completed"] == 1
+    summary = json.loads((out / "best_trials.json").read_text())
+    assert summary["trials_completed"] == 1 and summary["objective"] == "val_m_tautau_mae"
