@@ -36,7 +36,8 @@ def parse_args(argv):
     p.add_argument(
         "--preset",
         default="cpu",
-        help="cpu (default, small), cpu-scale (cpu for ~300k streamed events) or seed (the talk's)",
+        help="cpu (default, small), cpu-tuned (cpu's best search trial), cpu-scale (cpu for "
+        "~300k streamed events) or seed (the talk's)",
     )
     p.add_argument("--strategy", default="flat", choices=tuple(STRATEGIES))
     p.add_argument("--channel", default="all", help="all, tauh-tauh, mu-tauh or e-tauh")
