@@ -159,6 +159,8 @@ class Plan:
         validation data."""
         if not self.distributed:
             return val
+        if self.num_processes == 1 and batch_size % self.devices:
+            raise UserError(f"--batch-size {batch_size} does not split over {self.devices} devices")
         train.drop_last = True
         train.max_batches = self.agree_min(len(train))
         from data import stream
@@ -168,7 +170,7 @@ class Plan:
             raise UserError(
                 f"fewer than --batch-size {batch_size} validation events in a process's shard"
             )
-        return cut_to(val, n)
+        return stream.take(val, slice(0, n))
 
     def fit_options(self, out):
         """`models.training.fit` options of this process: no physics monitor in a distributed
@@ -205,10 +207,3 @@ def setup(args):
 
     strategy = tf.distribute.MirroredStrategy()
     return Plan(devices=strategy.num_replicas_in_sync, strategy=strategy)
-
-
-def cut_to(arrays, n):
-    """The first `n` events of a (nested) tuple / dict of arrays."""
-    from data import stream
-
-    return stream.take(arrays, slice(0, n))

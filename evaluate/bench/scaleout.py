@@ -68,6 +68,7 @@ def worker(args):
     """Train `--warmup` + `--steps` steps of this process's share of the global batches."""
     import keras
 
+    from data import stream
     from data.ditau import load
     from models import distribute
     from models.tpmt.config import get_config
@@ -90,7 +91,8 @@ def worker(args):
     config = get_config("cpu", dropout=0.0, batch_size=per)
     model = compile_model(build_model(config, input_stats(x)), config)
     batches = global_batches(x, y, args.global_batch, args.warmup + args.steps)
-    mine = [(stream_take(bx, pid, per), by[pid * per : (pid + 1) * per]) for bx, by in batches]
+    share = slice(pid * per, (pid + 1) * per)  # this process's part of every global batch
+    mine = [(stream.take(bx, share), by[share]) for bx, by in batches]
 
     class Batches(keras.utils.PyDataset):
         def __init__(self, items):
@@ -111,12 +113,6 @@ def worker(args):
     if args.weights_out:
         np.savez(args.weights_out, *weights)
     print(json.dumps({"process_id": pid, "seconds": seconds, "events": per * args.steps}))
-
-
-def stream_take(x, pid, per):
-    from data import stream
-
-    return stream.take(x, slice(pid * per, (pid + 1) * per))
 
 
 def run_processes(data, n, *, global_batch, steps, warmup, pin, weights_dir=None, timeout=600):

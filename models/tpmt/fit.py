@@ -8,6 +8,7 @@ files, globs and generation manifests; the training set is streamed from them in
 """
 
 import argparse
+import dataclasses
 import functools
 import os
 import sys
@@ -169,7 +170,9 @@ def make_config(args):
                 "learning_rate": args.learning_rate,
             }
             config = training.apply_hyperparameters(config, args.hyperparameters)
-            config = get_config_like(config, explicit)
+            config = dataclasses.replace(
+                config, **{k: v for k, v in explicit.items() if v is not None}
+            )
     except ValueError as err:
         raise UserError(str(err)) from None
     if not (config.epochs > 0 and config.batch_size > 0 and config.learning_rate > 0):
@@ -201,10 +204,6 @@ def main_impl(args):
     from models import distribute
 
     plan = distribute.setup(args)
-    if config.batch_size % plan.devices and plan.num_processes == 1:
-        raise UserError(
-            f"--batch-size {config.batch_size} does not split over {plan.devices} devices"
-        )
     training.set_seed(args.seed)
     hypotheses = args.hypothesis_true_fraction if args.parametric else None
     train, val, scan, _ = training_stream(
@@ -336,13 +335,6 @@ def training_stream(
         val = (xv, yv) if weights is None else (xv, yv, weights(yv[:, 2]))
         val = plan.finish(train, val, batch_size)
     return train, val, scan, weights
-
-
-def get_config_like(config, overrides):
-    """`config` with the given fields replaced (None values are ignored)."""
-    import dataclasses
-
-    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def check_statistics(n_train, n_val):
