@@ -7,9 +7,14 @@ subset of chunks for the standardisation statistics. Training then streams: ever
 chunks are shuffled across files, read a few at a time into a buffer, the buffer's events are
 shuffled, and batches are cut from the buffer stream. Memory holds one or two buffers, never
 the whole set, and the same seed gives the same batches. A model whose split is not a coin per
-event (events of a fixed part, candidates grouped by their event) passes its own `split`.
+event (events of a fixed part, candidates grouped by their event) passes its own `split`. A
+loader whose result is much smaller than its work (ScoutTau's clustering) is wrapped in
+`ChunkCache`, so only the scan does that work.
 """
 
+import hashlib
+import os
+import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -153,6 +158,77 @@ def scan(
         subset=concat(subset),
         summary=np.concatenate(summ) if summary is not None else None,
     )
+
+
+class ChunkCache:
+    """`load_chunk` that keeps each chunk's loaded arrays on disk after the first read.
+
+    For loaders whose work per chunk is much more than its result (ScoutTau decompresses every
+    L1 candidate of a PU200 event and clusters them to keep ~8 candidates): the scan's pass
+    fills the cache, and every epoch then reads small uncompressed .npz files. A file's key
+    covers its absolute path, size and modification time, the entry range and `tag` (the
+    loader's options), so a changed file or option never reads stale arrays. Files are written
+    to a temporary name and renamed, so processes sharing `directory` never read half a file.
+
+    Args:
+        load_chunk: callable(Chunk) -> nested dict of arrays (dicts and arrays only).
+        directory: where the .npz files go (kept, and reused by a later run with the same
+            files and tag); None: a temporary folder removed with this object.
+        tag: the loader's options, as a string.
+    """
+
+    def __init__(self, load_chunk, directory=None, tag=""):
+        self.load_chunk, self.tag = load_chunk, tag
+        if directory is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="hepformers-chunks-")
+            directory = self._tmp.name
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot use {directory} as a chunk cache: {err.strerror}") from None
+        self.directory = directory
+
+    def path(self, chunk):
+        info = os.stat(chunk.path)
+        key = (os.path.abspath(chunk.path), info.st_size, info.st_mtime_ns, chunk.start)
+        key = repr((*key, chunk.stop, self.tag)).encode()
+        return os.path.join(self.directory, hashlib.sha1(key).hexdigest() + ".npz")
+
+    def __call__(self, chunk):
+        path = self.path(chunk)
+        if os.path.exists(path):
+            with np.load(path, allow_pickle=False) as f:
+                return _unflatten({k: f[k] for k in f.files})
+        data = self.load_chunk(chunk)
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as f:
+            np.savez(f, **_flatten(data))
+        os.replace(tmp, path)
+        return data
+
+
+def _flatten(arrays, prefix=""):
+    """{'a/b': array} of a nested dict of arrays ('/' joins the keys)."""
+    if not isinstance(arrays, dict):
+        raise TypeError("ChunkCache stores nested dicts of arrays")
+    out = {}
+    for k, v in arrays.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}/"))
+        else:
+            out[f"{prefix}{k}"] = np.asarray(v)
+    return out
+
+
+def _unflatten(flat):
+    out = {}
+    for key, v in flat.items():
+        *parents, leaf = key.split("/")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return out
 
 
 def _keras_pydataset():

@@ -131,6 +131,12 @@ FIT_EXTRA = [
         ["--init-from", "{saved}/metperceiver/deepmet.keras", "--out", "{out}"],
         "holds a DeepMET model (inputs cands, mask), not MET Perceiver",
     ),
+    (
+        "scouttau",
+        "chunk-cache-and-no-chunk-cache",
+        ["--chunk-cache", "{out}/c", "--no-chunk-cache", "--out", "{out}"],
+        "--chunk-cache and --no-chunk-cache exclude each other",
+    ),
 ]
 
 

@@ -86,6 +86,9 @@ def parse_args(argv):
     p.add_argument(
         "--chunk-events", type=int, default=1000, help="events per streamed chunk (as the fit)"
     )
+    from models.scouttau.fit import add_cache_arguments
+
+    add_cache_arguments(p)
     p.add_argument("--no-jit", action="store_true", help="train without XLA (jit_compile)")
     schemas.add_arguments(p, mapping=False)
     return p.parse_args(argv)
@@ -97,6 +100,8 @@ def check_args(args):
     if not 0 < args.val_fraction < 1:
         raise UserError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     checks.positive(args.chunk_events, "--chunk-events")
+    if args.chunk_cache and args.no_chunk_cache:
+        raise UserError("--chunk-cache and --no-chunk-cache exclude each other")
 
 
 @cli

@@ -18,8 +18,13 @@ library). The training stream is built by the fit's own functions with the fit's
   where the fit uses it), runs `train_on_batch` on full batches of that epoch; one warm-up step
   (tracing, compilation) is not timed, then `--steps` steps are.
 
+ScoutTau's fit keeps each chunk's clustered candidates on disk after the scan has read them
+(`data.stream.ChunkCache`, its default), so its epochs read those; the scan's own seconds (the
+one pass that reads and clusters the ROOT files, before the first epoch) are in the last column.
+
 Prints a table (model, loader ex/s, training ex/s, loader / training, "ok" when the loader is at
-least as fast, batch size, CPU over wall seconds of the loader and of the training steps) and
+least as fast, batch size, CPU over wall seconds of the loader and of the training steps, scan
+seconds) and
 writes OUT/loader_throughput.json. Keras asks a `PyDataset` with one worker for its batches
 between training steps, so an epoch takes the sum of both times: a loader at k times the
 training rate costs 1 / (k + 1) of the epoch. Figures depend on the machine and its
@@ -257,17 +262,19 @@ def measure(name, files, steps=10):
 def table(results):
     """Markdown table of `measure` results."""
     lines = [
-        "| model | loader ex/s | training ex/s | loader / training | ok | batch | cpu/wall |",
-        "|---|---|---|---|---|---|---|",
+        "| model | loader ex/s | training ex/s | loader / training | ok | batch | cpu/wall "
+        "| scan s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         if "error" in r:
-            lines.append(f"| {name} ({r['unit']}) | {r['error']} | | | | | |")
+            lines.append(f"| {name} ({r['unit']}) | {r['error']} | | | | | | |")
             continue
         lines.append(
             f"| {name} ({r['unit']}) | {r['loader_per_s']:,.0f} | {r['train_per_s']:,.0f} | "
             f"{r['ratio']:.1f} | {'ok' if r['ok'] else 'SLOW'} | {r['batch_size']} | "
-            f"{r['loader_cpu_over_wall']:.2f}, {r['train_cpu_over_wall']:.2f} |"
+            f"{r['loader_cpu_over_wall']:.2f}, {r['train_cpu_over_wall']:.2f} | "
+            f"{r['scan_s']:.1f} |"
         )
     return "\n".join(lines)
 

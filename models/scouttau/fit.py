@@ -78,6 +78,7 @@ def parse_args(argv):
         default=CHUNK_EVENTS,
         help="events read (and clustered) at a time from a file; 4 chunks are shuffled together",
     )
+    add_cache_arguments(p)
     p.add_argument("--no-jit", action="store_true", help="train without XLA (jit_compile)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--seed", type=int, default=1)
@@ -95,6 +96,36 @@ def parse_args(argv):
 
     distribute.add_arguments(p)
     return p.parse_args(argv)
+
+
+def add_cache_arguments(p):
+    """--chunk-cache / --no-chunk-cache (fit and search)."""
+    p.add_argument(
+        "--chunk-cache",
+        default=None,
+        metavar="DIR",
+        help="keep each chunk's clustered candidates in DIR after the scan reads them, so every "
+        "epoch reads them from there instead of decompressing and clustering the L1 candidates "
+        "again (data.stream.ChunkCache; a later run with the same files and options reuses "
+        "DIR; delete it after updating the toolkit); default: a temporary folder removed at "
+        "the end",
+    )
+    p.add_argument(
+        "--no-chunk-cache",
+        action="store_true",
+        help="read and cluster the ROOT files again every epoch (no disk space used)",
+    )
+
+
+def cache_tag(variant, **options):
+    """What a cached chunk depends on besides its file and entries (`data.stream.ChunkCache`)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("hepformers")
+    except metadata.PackageNotFoundError:
+        version = "source"
+    return repr(("scouttau", version, variant, sorted(options.items())))
 
 
 def class_weights(is_tau, of=None):
@@ -200,7 +231,8 @@ def training_candidates(files, args, batch_size, plan=None):
 
     Args:
         args: with variant (default transformer), clustering, inputs, val_fraction,
-            negative_fraction (default 1), chunk_events, seed.
+            negative_fraction (default 1), chunk_events, seed, chunk_cache and
+            no_chunk_cache (default: no cache).
     Returns:
         (train, val, info): a `data.stream.ChunkStream` of (inputs, targets, weights) batches,
         the validation (inputs, targets, weights), and info: training_candidates,
@@ -217,9 +249,12 @@ def training_candidates(files, args, batch_size, plan=None):
     plan = plan or distribute.Plan()
     chunks = stream.make_chunks(files, args.chunk_events)
     options = dict(clustering=args.clustering, inputs=args.inputs)
-    loader = functools.partial(
-        load_chunk, variant=getattr(args, "variant", "transformer"), **options
-    )
+    variant = getattr(args, "variant", "transformer")
+    loader = functools.partial(load_chunk, variant=variant, **options)
+    if not getattr(args, "no_chunk_cache", True):
+        # reading and clustering a chunk costs more than training on its few candidates
+        tag = cache_tag(variant, **options)
+        loader = stream.ChunkCache(loader, args.chunk_cache, tag)
     splitter = functools.partial(
         split,
         val_fraction=args.val_fraction,
@@ -384,6 +419,8 @@ def check_args(args):
         raise UserError(f"--negative-fraction must be in (0, 1], got {args.negative_fraction}")
     if not 0 < args.val_fraction < 1:
         raise UserError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    if args.chunk_cache and args.no_chunk_cache:
+        raise UserError("--chunk-cache and --no-chunk-cache exclude each other")
     if args.variant == "nnpuppitau" and args.inputs != "puppi":
         raise UserError("--inputs applies to the transformer; the baseline clusters PUPPI")
     from models import distribute

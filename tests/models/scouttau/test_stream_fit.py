@@ -4,6 +4,7 @@ of the whole training set."""
 
 import argparse
 import functools
+import os
 
 import numpy as np
 import pytest
@@ -66,3 +67,18 @@ def test_candidates_of_an_event_stay_on_one_side(files, seed):
             assert is_val[of_event].all() or not is_val[of_event].any()
         assert is_train[data["is_tau"] & ~is_val].all()  # taus are never dropped
     assert n_val == info["validation_candidates"]
+
+
+def test_chunk_cache_gives_the_same_batches(files, tmp_path):
+    plain = fit.training_candidates(files, _args(1), 8)
+    args = _args(1)
+    args.no_chunk_cache, args.chunk_cache = False, str(tmp_path / "chunks")
+    cached = fit.training_candidates(files, args, 8)
+    assert isinstance(cached[0].load_chunk, stream.ChunkCache)
+    assert len(os.listdir(args.chunk_cache)) == len(cached[0].chunks)  # filled by the scan
+    assert_same_batches(epoch(plain[0]), epoch(cached[0]))
+    cached[0].on_epoch_end()  # the next epoch reads every chunk from the cache
+    plain[0].on_epoch_end()
+    assert_same_batches(epoch(plain[0]), epoch(cached[0]))
+    for a, b in zip(plain[1], cached[1]):  # the same validation candidates
+        assert_same_batches([a], [b])
