@@ -31,6 +31,10 @@ class MetConfig:
         target: Perceiver regression target: "v", the seed's v = (MET_gen - MET_PF) /
             |MET_PF| (an MSE on v weighs events by 1 / |MET_PF|^2 and shrinks MET), or "met",
             the rebuilt MET vector in units of 50 GeV as DeepMET (DeepMET always uses "met").
+        response_weight, response_edges: weight and gen-MET bin edges (GeV) of DeepMET's
+            response term `dev` (`losses.response_deviation`), added to the loss on MET (DeepMET,
+            and the Perceiver with target "met"; the dimensionless v target has none). DeepMET's
+            training code: 10 and (50, 100).
         weighting: "flat" flattens the generated-MET spectrum with per-event weights (as
             DeepMETEOR's DensityWeightHist), "none" keeps it steep.
         weight_edges: (lo, hi, step) in GeV of the flattening histogram; weight_cap caps it.
@@ -51,6 +55,8 @@ class MetConfig:
     deepmet_units: tuple = (64, 32, 16)
     loss: str = "mse"
     target: str = "v"
+    response_weight: float = 10.0
+    response_edges: tuple = (50.0, 100.0)
     weighting: str = "flat"
     weight_edges: tuple = (0.0, 300.0, 10.0)
     weight_cap: float = 10.0
@@ -106,6 +112,9 @@ def get_config(preset="cpu", **overrides):
             raise ValueError(f"{name} must be positive, got {getattr(config, name)}")
     if config.dim % config.num_heads or config.dim % config.cross_heads:
         raise ValueError(f"dim {config.dim} must be divisible by the number of heads")
+    edges = config.response_edges
+    if not (config.response_weight >= 0 and all(b > a for a, b in zip(edges, edges[1:]))):
+        raise ValueError("response_weight must be >= 0 and response_edges increasing")
     if config.learning_rate <= 0:
         raise ValueError(f"learning_rate must be positive, got {config.learning_rate}")
     return config

@@ -46,6 +46,21 @@ def parse_args(argv):
         help="Perceiver target: v (default, the seed's) or met (MET vector / 50 GeV, as DeepMET)",
     )
     p.add_argument(
+        "--response-weight",
+        type=float,
+        default=None,
+        help="weight of DeepMET's response term on the MET loss (DeepMET, --target met; "
+        "default 10 as DeepMET's training code, 0 turns it off)",
+    )
+    p.add_argument(
+        "--response-edges",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="GEV",
+        help="generated-MET bin edges of the response term (default 50 100)",
+    )
+    p.add_argument(
         "--init-from",
         default=None,
         help="start from the weights of a trained .keras of the same architecture",
@@ -136,12 +151,13 @@ def compile_model(model, config, jit_compile="auto"):
 
     from models.metperceiver.losses import VectorLoss
 
+    met_loss = VectorLoss(config.loss, 50.0, config.response_weight, config.response_edges)
     if config.variant == "perceiver" and config.target == "v":
         loss = {"v": VectorLoss(config.loss, 1.0), "met": None}
     elif config.variant == "perceiver":
-        loss = {"v": None, "met": VectorLoss(config.loss, 50.0)}
+        loss = {"v": None, "met": met_loss}
     else:
-        loss = {"met": VectorLoss(config.loss, 50.0)}
+        loss = {"met": met_loss}
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clip_norm),
         loss=loss,
@@ -194,6 +210,8 @@ def make_config(args):
             learning_rate=args.learning_rate,
             loss=args.loss,
             target=args.target,
+            response_weight=args.response_weight,
+            response_edges=None if args.response_edges is None else tuple(args.response_edges),
             weighting=args.weighting,
             max_cands=args.max_cands,
         )
@@ -332,6 +350,14 @@ def check_args(args):
     """Argument checks that need no data and no backend (run before any work)."""
     checks.fit_args(args, min_events=20)
     checks.positive(args.max_val_events, "--max-val-events")
+    if args.variant == "perceiver" and args.target != "met":
+        if args.response_weight is not None or args.response_edges is not None:
+            raise UserError("--response-weight/-edges apply to the MET loss: --target met")
+    if args.response_weight is not None and not args.response_weight >= 0:
+        raise UserError(f"--response-weight must be >= 0, got {args.response_weight}")
+    edges = args.response_edges or []
+    if any(not b > a for a, b in zip(edges, edges[1:])) or any(e != e for e in edges):
+        raise UserError("--response-edges must increase")
     if args.init_from:
         checks.model_file(args.init_from, INIT_MODELS[args.variant], "--init-from")
     from models import distribute
