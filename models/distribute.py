@@ -18,8 +18,12 @@ Every process must run the same number of steps with batches of one size, so a d
 run drops each epoch's last partial batch and trains on the number of full batches that the
 smallest shard has; the validation events of every process are cut to the same count as well.
 The model's input standardisation comes from the first chunks of the full file list, read by
-every process, so all processes build the same graph. Process 0 writes the run folder;
-process k > 0 writes its own into `<out>/process-<k>`.
+every process, so all processes build the same graph; ParTau's jet weights are learnt from the
+training jets of every process (`Plan.gather`), as in one process. ParTau's PCGrad step merges
+the task gradients of the whole global batch: on JAX the step is one global (jitted)
+computation; on TensorFlow it all-reduces each task's gradients over the replicas first
+(models/partau/pcgrad.py). Process 0 writes the run folder; process k > 0 writes its own into
+`<out>/process-<k>`.
 """
 
 import contextlib
@@ -120,6 +124,24 @@ class Plan:
         from jax.experimental import multihost_utils
 
         return int(np.min(multihost_utils.process_allgather(np.int64(value))))
+
+    def gather(self, values):
+        """`values` (a NumPy array) of every process, concatenated in process order (every
+        process must call it): e.g. what weights are learnt from, so that all processes learn
+        the same ones from all the training events."""
+        if self.num_processes == 1:
+            return values
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        values = np.ascontiguousarray(values)
+        n = multihost_utils.process_allgather(np.int32(len(values)))
+        # sent as bytes: JAX (without x64) would turn float64 into float32
+        rows = values.reshape(len(values), -1).view(np.uint8)
+        rows = np.concatenate([rows, np.zeros((int(n.max()) - len(rows), rows.shape[1]), "u1")])
+        every = multihost_utils.process_allgather(rows)
+        parts = [every[k, : n[k]].view(values.dtype) for k in range(len(n))]
+        return np.concatenate(parts).reshape(-1, *values.shape[1:])
 
     def scan(self, chunks, load_chunk, *, seed, val_fraction=0.2, subset_events=50_000, **kw):
         """`data.stream.scan` of this process's shard of `chunks`; in a multi-process run the

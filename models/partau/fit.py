@@ -78,6 +78,9 @@ def parse_args(argv):
     )
     p.add_argument("--progress", action="store_true", help="a progress bar per epoch")
     schemas.add_arguments(p, mapping=False)
+    from models import distribute
+
+    distribute.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -135,42 +138,53 @@ def to_xyw(data, rng=None, *, tasks, weights):
     return data["inputs"], targets_for(data["targets"], tasks), w
 
 
-def training_jets(files, config, *, chunk_events=CHUNK_EVENTS, seed=1, progress=False):
-    """The streamed training jets and the in-memory validation jets of `files` (fit and search).
+def training_jets(files, config, *, chunk_events=CHUNK_EVENTS, seed=1, progress=False, plan=None):
+    """The streamed training jets and the in-memory validation jets of `files` (fit and search);
+    with a distributed `plan` (models/distribute.py) this process's shard of the chunks.
 
     One pass over the chunks (`data.stream.scan`) counts the training jets and learns the
     class weights from all of them (`data.partau.ClassWeights`, as `jet_weights` on the whole
-    training set); the validation jets are weighted among themselves, as before streaming.
+    training set; in a multi-process run from every process's jets, so all weigh alike); the
+    validation jets are weighted among themselves, as before streaming.
 
     Returns:
         (train, val, info): a `data.stream.ChunkStream` of (inputs, targets, weights) batches,
         the validation (inputs, targets, weights) and a dict of counts (training_jets,
-        training_tau_jets, training_per_class, validation_jets).
+        training_tau_jets, training_per_class: over all processes; validation_jets).
     Raises:
         UserError: too few jets, or tau identification without both jet kinds.
     """
     import numpy as np
 
     from data import partau, stream
+    from models import distribute
 
+    plan = plan or distribute.Plan()
     chunks = stream.make_chunks(files, chunk_events)
-    scan = stream.scan(
-        chunks, load_chunk, seed=seed, summary=jet_summary, split=split, progress=progress
+    scan = plan.scan(
+        chunks,
+        load_chunk,
+        seed=seed,
+        summary=jet_summary,
+        split=split,
+        progress=progress,
+        subset_events=1,  # ParTau learns no input statistics
     )
-    n_train = int(sum(scan.counts))
+    summary = plan.gather(scan.summary)
+    n_train = len(summary)
     n_val = 0 if scan.validation is None else len(scan.validation["jets"]["pt"])
     if n_train < 10 or n_val < 1:
         raise UserError(f"only {n_train} training / {n_val} validation jets in the files")
-    tau_t = scan.summary[:, 0] > 0.5
+    tau_t = summary[:, 0] > 0.5
     if config.variant == "multi" or config.task == "tau_id":
         if tau_t.all() or not tau_t.any():
             raise UserError("tau identification needs both tau and quark/gluon jets in --data")
-    weights = partau.ClassWeights(tau_t, scan.summary[:, 1], scan.summary[:, 2])
+    weights = partau.ClassWeights(tau_t, summary[:, 1], summary[:, 2])
     v = scan.validation
     val_weights = jet_weights(v["jets"], v["targets"]["tau_id"] == 1)
     val = (v["inputs"], targets_for(v["targets"], config.tasks), val_weights)
     train = stream.ChunkStream(
-        chunks,
+        plan.shard(chunks),
         scan.counts,
         load_chunk,
         config.batch_size,
@@ -178,12 +192,13 @@ def training_jets(files, config, *, chunk_events=CHUNK_EVENTS, seed=1, progress=
         split=split,
         transform=functools.partial(to_xyw, tasks=config.tasks, weights=weights),
     )
-    modes = scan.summary[tau_t, 3].astype(np.int64)
+    val = plan.finish(train, val, config.batch_size)
+    modes = summary[tau_t, 3].astype(np.int64)
     info = {
         "training_jets": n_train,
         "training_tau_jets": int(tau_t.sum()),
         "training_per_class": np.bincount(modes, minlength=6).tolist(),
-        "validation_jets": n_val,
+        "validation_jets": stream.length(val),
     }
     return train, val, info
 
@@ -273,16 +288,25 @@ def main_impl(args):
         ]
     )
     schemas.only_own_files(args.schema, "ParTau", files[0])
+    from models import distribute
+
+    plan = distribute.setup(args)
     training.set_seed(args.seed)
     train, val, info = training_jets(
-        files, config, chunk_events=args.chunk_events, seed=args.seed, progress=not args.quiet
+        files,
+        config,
+        chunk_events=args.chunk_events,
+        seed=args.seed,
+        progress=not args.quiet,
+        plan=plan,
     )
     n_train, n_tau = info["training_jets"], info["training_tau_jets"]
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    model = build_model(config)
     jit = keras.backend.backend() == "tensorflow" and not args.no_jit
-    compile_model(model, config, len(train), jit_compile=True if jit else "auto")
+    with plan.scope():  # the model's variables live on every device of the run
+        model = build_model(config)
+        compile_model(model, config, len(train), jit_compile=True if jit else "auto")
     print(
         f"ParTau {config.variant}{'' if config.variant == 'multi' else ' ' + config.task} "
         f"preset {args.preset}: {model.count_params()} parameters; {n_train} training jets "
@@ -291,23 +315,25 @@ def main_impl(args):
         file=sys.stderr,
     )
     stem = model_file(config)[: -len(".keras")]
-    run_dir = os.path.join(args.out, stem)
+    out = plan.out_dir(args.out)
     run_config = {"args": vars(args), "config": config.to_dict(), "files": files, **info}
-    training.fit(
-        model,
-        train,
-        val,
-        config,
-        model_name=stem,
-        out_dir=run_dir,
-        run_config=run_config,
-        verbose=0 if args.quiet else 1 if args.progress else 2,
-        seed=args.seed,
-        restart=args.restart,
-        max_minutes=args.max_minutes,
-        reduce_lr=config.schedule == "plateau",
-    )
-    path = os.path.join(args.out, model_file(config))
+    with plan.scope():
+        training.fit(
+            model,
+            train,
+            val,
+            config,
+            model_name=stem,
+            out_dir=os.path.join(out, stem),
+            run_config=run_config,
+            verbose=0 if args.quiet else 1 if args.progress else 2,
+            seed=args.seed,
+            restart=args.restart,
+            max_minutes=args.max_minutes,
+            reduce_lr=config.schedule == "plateau",
+            **plan.fit_options(args.out),
+        )
+    path = os.path.join(out, model_file(config))
     training.save_model(model, path)  # atomic: never a half-written file
     print(f"saved {path}")
     return path
@@ -316,7 +342,9 @@ def main_impl(args):
 def check_args(args):
     """Argument checks that need no data and no backend (run before any work)."""
     checks.fit_args(args)
-    args.out = checks.fit_out_dir(args.out, "partau", args.overwrite)
+    from models import distribute
+
+    distribute.check_fit_args(args, "partau")
 
 
 @cli

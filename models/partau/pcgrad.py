@@ -15,6 +15,13 @@ The per-task gradients need the backend's autodiff, so the training step has one
 backend (TensorFlow: a persistent GradientTape; JAX: one `jax.vjp` of the stateless forward pass
 pulled back once per task; PyTorch: `torch.autograd.grad` per task on one graph). This module is
 the only place in `models/` that imports a backend, and only inside those steps.
+
+Data-parallel training (models/distribute.py) merges the gradients of the global batch, as one
+device would: under `keras.distribution.DataParallel` the JAX step is jitted as one global
+computation; under `tf.distribute.MirroredStrategy` the TensorFlow step sums each task's
+gradients over the replicas (each replica's loss is already its 1/replicas share) before the
+merge. There a replica's tau-only losses are means over its own taus (as in Keras' own step),
+so the replicas average them rather than take the mean over the global batch's taus.
 """
 
 import warnings
@@ -300,6 +307,7 @@ class PCGradModel(keras.Model):
 
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         variables = self.trainable_variables
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=True) as tape:
             y_pred = self(x, training=True)
             terms = self.task_loss_values(y, y_pred, sample_weight)
@@ -310,6 +318,12 @@ class PCGradModel(keras.Model):
 
         if variables:
             grads = [self._gradient(tape, s, variables) for s in scaled]
+            if replicas > 1:
+                # A replica's losses are its share of the global batch's mean (Keras divides
+                # them by the replica count): their sum over replicas is the global gradient,
+                # which PCGrad merges (the same on every replica) as on one device.
+                context = tf.distribute.get_replica_context()
+                grads = [context.all_reduce("sum", g) for g in grads]
             names = [name for name, _, _ in terms]
             protect = names.index(self.protected_task) if self.protected_task in names else None
             merged = pcgrad(grads, protect=protect, per_variable=self.per_variable)
@@ -321,6 +335,8 @@ class PCGradModel(keras.Model):
                 # the scaled ones to clip_norm * scale.
                 scale = self.optimizer.scale_loss(ops.ones((), "float32"))
                 merged = clip_by_global_norm(merged, self.clip_norm * scale)
+            if replicas > 1:  # the optimizer sums the replicas' gradients once more
+                merged = [g / replicas for g in merged]
             self.optimizer.apply_gradients(zip(merged, variables))
         else:
             warnings.warn("The model does not have any trainable weights.", stacklevel=2)
@@ -330,7 +346,6 @@ class PCGradModel(keras.Model):
         # the per-output loss trackers (`<output>_loss`, unweighted) and returns the total
         # (weighted sum plus regularisers) for the `loss` tracker; then the compiled metrics.
         total = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         batch = tf.shape(next(v for v in keras.tree.flatten(x) if v is not None))[0]
         loss_tracker = next(m for m in self.metrics if m.name == "loss")
         loss_tracker.update_state(total * replicas, sample_weight=batch)

@@ -126,6 +126,10 @@ def test_fit_and_evaluate_cli(samples, tmp_path):
         (["--variant", "single", "--task", "mass"], ["unknown task 'mass'"]),
         (["--data", "/no/such.root"], ["no such file"]),
         (["--epochs", "0", "--data", "x.root"], ["must be positive"]),
+        # distributed training (models/distribute.py)
+        (["--num-processes", "2", "--job-addresses", "h:1"], ["needs --distribution"]),
+        (["--distribution", "data-parallel", "--num-processes", "2"], ["--job-addresses"]),
+        (["--num-processes", "2", "--process-id", "2"], ["--process-id must be in"]),
     ],
 )
 def test_fit_cli_errors(args, words):
