@@ -12,13 +12,16 @@ class GeometricBilinear(keras.layers.Layer):
     """Channel-wise geometric product of two equivariant projections, then a linear map.
 
     gp = EquiLinear_L(x, s) * EquiLinear_R(x, s) (geometric product per hidden channel),
-    out = EquiLayerNorm(EquiLinear_out(gp, s)). The right projection is initialised close to
-    the unit scalar, so gp starts close to the left projection.
+    out = EquiLayerNorm(EquiLinear_out(gp, s)), the norm without gains. The right projection is
+    initialised close to the unit scalar, so gp starts close to the left projection. Matches
+    lgatr's `GeometricBilinear`.
 
     Args:
         mv_channels: output multivector channels.
         s_channels: output scalar channels.
         hidden_mv_channels: channels of the two factors of the product.
+        legacy: the layer as saved before it matched lgatr: gains in the output norm and no
+            pseudoscalar biases (configs without the key load this way).
 
     Call args:
         multivectors: (..., C_in, 16).
@@ -28,18 +31,26 @@ class GeometricBilinear(keras.layers.Layer):
         (multivectors (..., mv_channels, 16), scalars (..., s_channels) or None).
     """
 
-    def __init__(self, mv_channels, s_channels, hidden_mv_channels, **kwargs):
+    def __init__(self, mv_channels, s_channels, hidden_mv_channels, legacy=False, **kwargs):
         super().__init__(**kwargs)
         self.mv_channels = mv_channels
         self.s_channels = s_channels
         self.hidden_mv_channels = hidden_mv_channels
+        self.legacy = legacy
+
+    @classmethod
+    def from_config(cls, config):
+        # Configs saved before the lgatr-faithful layers rebuild the legacy layer.
+        return super().from_config({"legacy": True, **config})
 
     def build(self, multivectors_shape, scalars_shape=None):
         h = self.hidden_mv_channels
-        self.left = EquiLinear(h, 0, name="left")
-        self.right = EquiLinear(h, 0, init="almost_unit_scalar", name="right")
-        self.out = EquiLinear(self.mv_channels, self.s_channels, name="out")
-        self.norm = EquiLayerNorm(name="norm")
+        kw = dict(pseudoscalar_bias=not self.legacy, dtype=self.dtype_policy)
+        self.left = EquiLinear(h, 0, name="left", **kw)
+        self.right = EquiLinear(h, 0, init="almost_unit_scalar", name="right", **kw)
+        self.out = EquiLinear(self.mv_channels, self.s_channels, name="out", **kw)
+        # lgatr's norm here has no gains
+        self.norm = EquiLayerNorm(elementwise_affine=self.legacy, name="norm", dtype=kw["dtype"])
         self.left.build(multivectors_shape, scalars_shape)
         self.right.build(multivectors_shape, scalars_shape)
         hidden_shape = tuple(multivectors_shape[:-2]) + (h, 16)
@@ -64,6 +75,7 @@ class GeometricBilinear(keras.layers.Layer):
             mv_channels=self.mv_channels,
             s_channels=self.s_channels,
             hidden_mv_channels=self.hidden_mv_channels,
+            legacy=self.legacy,
         )
         return config
 
@@ -72,8 +84,12 @@ class GeometricBilinear(keras.layers.Layer):
 class GeoMLP(keras.layers.Layer):
     """GeometricBilinear (C -> r C), gated GELU, EquiLinear (r C -> C); channels preserved.
 
+    Matches lgatr's `GeoMLP` (two layers, the tanh GELU).
+
     Args:
         mlp_ratio: width factor r of the hidden layer (multivector and scalar channels).
+        legacy: the layer as saved before it matched lgatr (see `GeometricBilinear`; configs
+            without the key load this way).
 
     Call args:
         multivectors: (..., C, 16).
@@ -83,17 +99,24 @@ class GeoMLP(keras.layers.Layer):
         (multivectors (..., C, 16), scalars (..., S)).
     """
 
-    def __init__(self, mlp_ratio=4, **kwargs):
+    def __init__(self, mlp_ratio=4, legacy=False, **kwargs):
         super().__init__(**kwargs)
         self.mlp_ratio = mlp_ratio
+        self.legacy = legacy
+
+    @classmethod
+    def from_config(cls, config):
+        # Configs saved before the lgatr-faithful layers rebuild the legacy layer.
+        return super().from_config({"legacy": True, **config})
 
     def build(self, multivectors_shape, scalars_shape):
         c, s = multivectors_shape[-2], scalars_shape[-1]
         hc, hs = self.mlp_ratio * c, self.mlp_ratio * s
         lead = tuple(multivectors_shape[:-2])
-        self.bilinear = GeometricBilinear(hc, hs, hidden_mv_channels=hc, name="bilinear")
-        self.activation = GatedGELU(name="activation")
-        self.out = EquiLinear(c, s, name="out")
+        policy, legacy = self.dtype_policy, self.legacy
+        self.bilinear = GeometricBilinear(hc, hs, hc, legacy=legacy, name="bilinear", dtype=policy)
+        self.activation = GatedGELU(name="activation", dtype=policy)
+        self.out = EquiLinear(c, s, pseudoscalar_bias=not legacy, name="out", dtype=policy)
         self.bilinear.build(multivectors_shape, scalars_shape)
         self.out.build(lead + (hc, 16), lead + (hs,))
 
@@ -108,5 +131,5 @@ class GeoMLP(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(mlp_ratio=self.mlp_ratio)
+        config.update(mlp_ratio=self.mlp_ratio, legacy=self.legacy)
         return config

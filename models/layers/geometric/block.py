@@ -13,10 +13,15 @@ from models.layers.geometric.norm import EquiLayerNorm
 class LGATrBlock(keras.layers.Layer):
     """Pre-norm block: x = x + Attn(LN(x)); x = x + GeoMLP(LN(x)), on (mv, s) pairs.
 
+    The norms have gains. Matches lgatr's `LGATrBlock` (token_mask as lgatr's boolean
+    `attn_mask` of shape (B, 1, 1, N)).
+
     Args:
         num_heads: attention heads.
         attn_ratio: attention width factor (see `GeometricSelfAttention`).
         mlp_ratio: GeoMLP width factor.
+        legacy: the block as saved before it matched lgatr (see `GeometricSelfAttention` and
+            `GeometricBilinear`; configs without the key load this way).
 
     Call args:
         multivectors: (B, N, C, 16).
@@ -27,17 +32,26 @@ class LGATrBlock(keras.layers.Layer):
         (multivectors (B, N, C, 16), scalars (B, N, S)).
     """
 
-    def __init__(self, num_heads, attn_ratio=1, mlp_ratio=4, **kwargs):
+    def __init__(self, num_heads, attn_ratio=1, mlp_ratio=4, legacy=False, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.attn_ratio = attn_ratio
         self.mlp_ratio = mlp_ratio
+        self.legacy = legacy
+
+    @classmethod
+    def from_config(cls, config):
+        # Configs saved before the lgatr-faithful layers rebuild the legacy block.
+        return super().from_config({"legacy": True, **config})
 
     def build(self, multivectors_shape, scalars_shape):
-        self.norm1 = EquiLayerNorm(name="norm1")
-        self.attention = GeometricSelfAttention(self.num_heads, self.attn_ratio, name="attention")
-        self.norm2 = EquiLayerNorm(name="norm2")
-        self.mlp = GeoMLP(self.mlp_ratio, name="mlp")
+        kw = dict(legacy=self.legacy, dtype=self.dtype_policy)
+        self.norm1 = EquiLayerNorm(name="norm1", dtype=kw["dtype"])
+        self.attention = GeometricSelfAttention(
+            self.num_heads, self.attn_ratio, name="attention", **kw
+        )
+        self.norm2 = EquiLayerNorm(name="norm2", dtype=kw["dtype"])
+        self.mlp = GeoMLP(self.mlp_ratio, name="mlp", **kw)
         for layer in (self.norm1, self.attention, self.norm2, self.mlp):
             layer.build(multivectors_shape, scalars_shape)
 
@@ -55,7 +69,10 @@ class LGATrBlock(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            num_heads=self.num_heads, attn_ratio=self.attn_ratio, mlp_ratio=self.mlp_ratio
+            num_heads=self.num_heads,
+            attn_ratio=self.attn_ratio,
+            mlp_ratio=self.mlp_ratio,
+            legacy=self.legacy,
         )
         return config
 
@@ -65,7 +82,8 @@ class LGATrNetwork(keras.layers.Layer):
     """L-GATr: EquiLinear (in -> hidden), `num_blocks` LGATrBlocks, EquiLinear (hidden -> out).
 
     Equivariant under proper orthochronous Lorentz transformations of the input multivectors
-    (scalars are invariants); break the symmetry with spurion tokens or channels.
+    (scalars are invariants); break the symmetry with spurion tokens or channels. Matches
+    lgatr's `LGATr` (token_mask as lgatr's boolean `attn_mask` of shape (B, 1, 1, N)).
 
     Args:
         num_blocks: number of blocks.
@@ -76,6 +94,8 @@ class LGATrNetwork(keras.layers.Layer):
         num_heads: attention heads.
         attn_ratio: attention width factor.
         mlp_ratio: GeoMLP width factor.
+        legacy: the network as saved before it matched lgatr (see `LGATrBlock`; configs
+            without the key, such as saved_models/lgatr/lgatr.keras, load this way).
 
     Call args:
         multivectors: (B, N, C_in, 16).
@@ -96,6 +116,7 @@ class LGATrNetwork(keras.layers.Layer):
         num_heads=8,
         attn_ratio=1,
         mlp_ratio=4,
+        legacy=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -107,18 +128,35 @@ class LGATrNetwork(keras.layers.Layer):
         self.num_heads = num_heads
         self.attn_ratio = attn_ratio
         self.mlp_ratio = mlp_ratio
+        self.legacy = legacy
+
+    @classmethod
+    def from_config(cls, config):
+        # Configs saved before the lgatr-faithful layers rebuild the legacy network.
+        return super().from_config({"legacy": True, **config})
 
     def build(self, multivectors_shape, scalars_shape):
         lead = tuple(multivectors_shape[:-2])
         hidden = (lead + (self.hidden_mv_channels, 16), lead + (self.hidden_s_channels,))
-        self.linear_in = EquiLinear(self.hidden_mv_channels, self.hidden_s_channels, name="in")
+        policy = self.dtype_policy
+        lin = dict(pseudoscalar_bias=not self.legacy, dtype=policy)
+        self.linear_in = EquiLinear(
+            self.hidden_mv_channels, self.hidden_s_channels, name="in", **lin
+        )
         self.linear_in.build(multivectors_shape, scalars_shape)
         self.blocks = []
         for i in range(self.num_blocks):
-            block = LGATrBlock(self.num_heads, self.attn_ratio, self.mlp_ratio, name=f"block{i}")
+            block = LGATrBlock(
+                self.num_heads,
+                self.attn_ratio,
+                self.mlp_ratio,
+                legacy=self.legacy,
+                name=f"block{i}",
+                dtype=policy,
+            )
             block.build(*hidden)
             self.blocks.append(block)
-        self.linear_out = EquiLinear(self.out_mv_channels, self.out_s_channels, name="out")
+        self.linear_out = EquiLinear(self.out_mv_channels, self.out_s_channels, name="out", **lin)
         self.linear_out.build(*hidden)
 
     def call(self, multivectors, scalars, token_mask=None):
@@ -146,5 +184,6 @@ class LGATrNetwork(keras.layers.Layer):
             num_heads=self.num_heads,
             attn_ratio=self.attn_ratio,
             mlp_ratio=self.mlp_ratio,
+            legacy=self.legacy,
         )
         return config

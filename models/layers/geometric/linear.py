@@ -12,11 +12,18 @@ _BASIS = algebra.EQUI_LINEAR_BASIS.astype("float32")  # (10, 16, 16)
 _SCALAR_SLOTS = np.zeros((2, 16), dtype="float32")  # (grade 0, pseudoscalar) -> 16 components
 _SCALAR_SLOTS[0, 0] = 1.0
 _SCALAR_SLOTS[1, algebra.PSEUDOSCALAR_INDEX] = 1.0
-_INIT_GAINS = {"default": 1.0, "small": 0.1, "almost_unit_scalar": 0.5}
+# init -> (gain of the maps to multivectors, gain of the maps to scalars, grade-0 bias centre)
+_INIT = {
+    "default": (1.0, 1.0, 0.0),
+    "small": (0.1, 0.1, 0.0),
+    "almost_unit_scalar": (0.5, 1.0, 1.0),
+}
+# The two basis maps onto the grade-0 component: <x>_0 and <x>_4 e0123.
+_SCALAR_OUTPUT_MAPS = np.isin(np.arange(10), (0, 9))
 
 
-def _uniform(bound):
-    return keras.initializers.RandomUniform(-bound, bound)
+def _uniform(bound, centre=0.0):
+    return keras.initializers.RandomUniform(centre - bound, centre + bound)
 
 
 @keras.saving.register_keras_serializable(package="hepformers")
@@ -29,12 +36,21 @@ class EquiLinear(keras.layers.Layer):
     output scalars are a linear map of the input scalars and of the grade-0 and pseudoscalar
     components of the input multivectors. Biases act only on invariant components.
 
+    Matches lgatr's `EquiLinear` (SO+(1,3): the same 10 maps), initialisation included:
+    uniform kernels of bound gain / sqrt(fan_in), with an extra 1/sqrt(2) on the maps that
+    share an output with the other input (the two basis maps onto the grade-0 component,
+    scalars -> multivectors, and both maps onto the output scalars); uniform biases, centred
+    at 1 for the grade-0 and pseudoscalar biases of "almost_unit_scalar".
+
     Args:
         mv_channels: number of output multivector channels.
         s_channels: number of output scalar channels (0: no scalar output).
-        init: "default", "small" (gain 0.1) or "almost_unit_scalar" (gain 0.5, grade-0
-            bias initialised at 1), as in lgatr.
+        init: "default", "small" (gain 0.1) or "almost_unit_scalar" (gain 0.5 on the maps to
+            multivectors, biases centred at 1), as in lgatr.
         use_bias: add biases on the invariant components and on the scalar outputs.
+        pseudoscalar_bias: with scalar inputs, also a bias on the pseudoscalar component (lgatr
+            has it: its scalar -> multivector map carries the bias). False: layers saved before
+            it existed (their configs lack the key).
 
     Call args:
         multivectors: (..., C_in, 16).
@@ -44,40 +60,58 @@ class EquiLinear(keras.layers.Layer):
         (multivectors (..., mv_channels, 16), scalars (..., s_channels) or None).
     """
 
-    def __init__(self, mv_channels, s_channels=0, init="default", use_bias=True, **kwargs):
+    def __init__(
+        self,
+        mv_channels,
+        s_channels=0,
+        init="default",
+        use_bias=True,
+        pseudoscalar_bias=True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        if init not in _INIT_GAINS:
-            raise ValueError(f"init must be one of {sorted(_INIT_GAINS)}, got {init!r}")
+        if init not in _INIT:
+            raise ValueError(f"init must be one of {sorted(_INIT)}, got {init!r}")
         self.mv_channels = mv_channels
         self.s_channels = s_channels
         self.init = init
         self.use_bias = use_bias
+        self.pseudoscalar_bias = pseudoscalar_bias
+
+    @classmethod
+    def from_config(cls, config):
+        # Configs saved before the pseudoscalar bias existed rebuild the layer without it.
+        return super().from_config({"pseudoscalar_bias": False, **config})
 
     def build(self, multivectors_shape, scalars_shape=None):
         in_mv = multivectors_shape[-2]
         in_s = 0 if scalars_shape is None else scalars_shape[-1]
-        gain = _INIT_GAINS[self.init]
+        mv_gain, s_gain, centre = _INIT[self.init]
         # Outputs fed by both paths get an extra 1/sqrt(2), as in lgatr.
         mix = 1.0 / math.sqrt(2.0) if in_s else 1.0
+        # lgatr: of the 10 maps only the two onto the grade-0 component share it with scalars
+        bounds = mv_gain / math.sqrt(in_mv) * np.where(_SCALAR_OUTPUT_MAPS, mix, 1.0)
+        unit = _uniform(1.0)
         self.mv_kernel = self.add_weight(
             name="mv_kernel",
             shape=(in_mv, self.mv_channels, 10),
-            initializer=_uniform(gain * mix / math.sqrt(in_mv)),
+            initializer=lambda shape, dtype=None: unit(shape, dtype) * ops.cast(bounds, dtype),
         )
         self.s2mv_kernel = None
         if in_s:
             self.s2mv_kernel = self.add_weight(
                 name="s2mv_kernel",
                 shape=(in_s, self.mv_channels * 2),
-                initializer=_uniform(gain * mix / math.sqrt(in_s)),
+                initializer=_uniform(mv_gain * mix / math.sqrt(in_s)),
             )
-        self.mv_bias = None
+        self.mv_bias = self.ps_bias = None
         if self.use_bias:
-            centre = 1.0 if self.init == "almost_unit_scalar" else 0.0
+            # lgatr: uniform around the centre, bound 1/sqrt(fan_in), when scalars come in
+            bias_init = keras.initializers.Constant(centre)
+            if in_s:
+                bias_init = _uniform(1.0 / math.sqrt(in_s + in_mv), centre)
             self.mv_bias = self.add_weight(
-                name="mv_bias",
-                shape=(self.mv_channels,),
-                initializer=keras.initializers.Constant(centre),
+                name="mv_bias", shape=(self.mv_channels,), initializer=bias_init
             )
         self.mv2s_kernel = self.s2s_kernel = self.s_bias = None
         if self.s_channels:
@@ -85,18 +119,26 @@ class EquiLinear(keras.layers.Layer):
             self.mv2s_kernel = self.add_weight(
                 name="mv2s_kernel",
                 shape=(2 * in_mv, self.s_channels),
-                initializer=_uniform(gain * s_mix / math.sqrt(2 * in_mv)),
+                initializer=_uniform(s_gain * s_mix / math.sqrt(2 * in_mv)),
             )
             if in_s:
                 self.s2s_kernel = self.add_weight(
                     name="s2s_kernel",
                     shape=(in_s, self.s_channels),
-                    initializer=_uniform(gain * s_mix / math.sqrt(in_s)),
+                    initializer=_uniform(s_gain * s_mix / math.sqrt(in_s)),
                 )
             if self.use_bias:
-                self.s_bias = self.add_weight(
-                    name="s_bias", shape=(self.s_channels,), initializer="zeros"
+                self.s_bias = self.add_weight(  # lgatr: uniform, not zeros
+                    name="s_bias",
+                    shape=(self.s_channels,),
+                    initializer=_uniform(s_gain / math.sqrt(2 * in_mv + in_s)),
                 )
+        if self.use_bias and in_s and self.pseudoscalar_bias:
+            self.ps_bias = self.add_weight(  # lgatr's scalar -> multivector map has this bias
+                name="ps_bias",
+                shape=(self.mv_channels,),
+                initializer=_uniform(1.0 / math.sqrt(in_s + in_mv), centre),
+            )
 
     def call(self, multivectors, scalars=None):
         in_mv = multivectors.shape[-2]
@@ -115,9 +157,8 @@ class EquiLinear(keras.layers.Layer):
             invariant = ops.matmul(scalars, ops.cast(self.s2mv_kernel, dtype))
             invariant = ops.reshape(invariant, tuple(lead) + (self.mv_channels, 2))
         if self.mv_bias is not None:
-            bias = ops.stack(
-                [ops.cast(self.mv_bias, dtype), ops.zeros((self.mv_channels,), dtype)], -1
-            )
+            ps = self.ps_bias if self.ps_bias is not None else ops.zeros((self.mv_channels,))
+            bias = ops.stack([ops.cast(self.mv_bias, dtype), ops.cast(ps, dtype)], -1)
             invariant = bias if invariant is None else invariant + bias
         if invariant is not None:
             out_mv = out_mv + ops.matmul(invariant, slots)
@@ -148,5 +189,6 @@ class EquiLinear(keras.layers.Layer):
             s_channels=self.s_channels,
             init=self.init,
             use_bias=self.use_bias,
+            pseudoscalar_bias=self.pseudoscalar_bias,
         )
         return config

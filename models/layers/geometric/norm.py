@@ -16,11 +16,14 @@ class EquiLayerNorm(keras.layers.Layer):
 
     Multivectors: x / sqrt(max(mean_c sum_k |<x_c>_k|^2, epsilon)), averaged over the channel
     axis, times an optional learned gain per channel and grade. Scalars: standardised over
-    the channel axis, times an optional learned gain per channel (no offset, as in lgatr).
+    the channel axis (variance epsilon 1e-5), times an optional learned gain per channel (no
+    offset). Matches lgatr's `EquiLayerNorm`; norms compute in float32, or float64 under a
+    float64 policy.
 
     Args:
-        epsilon: clamp of the mean squared multivector norm (and the scalar variance epsilon).
-        elementwise_affine: learn gains of shape (C, 5) for multivectors, (S,) for scalars.
+        epsilon: clamp of the mean squared multivector norm.
+        elementwise_affine: learn gains of shape (C, 5) for multivectors, (S,) for scalars
+            (lgatr's block norms have them, its other norms do not).
 
     Call args:
         multivectors: (..., C, 16).
@@ -53,10 +56,7 @@ class EquiLayerNorm(keras.layers.Layer):
             out_mv = out_mv * ops.matmul(ops.cast(self.mv_gain, out_mv.dtype), onehot)
         out_s = None
         if scalars is not None:
-            sf = ops.cast(scalars, "float32")
-            mean = ops.mean(sf, axis=-1, keepdims=True)
-            var = ops.var(sf, axis=-1, keepdims=True)
-            out_s = ops.cast((sf - mean) / ops.sqrt(var + 1e-5), scalars.dtype)
+            out_s = gops.scalar_layer_norm(scalars)
             if self.s_gain is not None:
                 out_s = out_s * ops.cast(self.s_gain, out_s.dtype)
         return out_mv, out_s
@@ -75,6 +75,8 @@ class EquiLayerNorm(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="hepformers")
 class GatedGELU(keras.layers.Layer):
     """Gated nonlinearity GELU(<x>_0) x on multivectors and GELU(s) on scalars (tanh GELU).
+
+    Matches lgatr's `ScalarGatedNonlinearity("gelu")`.
 
     Call args:
         multivectors: (..., C, 16).

@@ -25,6 +25,15 @@ def _const(array, like):
     return ops.convert_to_tensor(array, dtype=keras.backend.standardize_dtype(like.dtype))
 
 
+def precise_dtype(dtype):
+    """Dtype of norms and softmax: float64 stays float64, anything else computes in float32.
+
+    lgatr runs these in at least float32 (`minimum_autocast_precision`); a float64 model keeps
+    its precision.
+    """
+    return "float64" if keras.backend.standardize_dtype(dtype) == "float64" else "float32"
+
+
 def geometric_product(x, y):
     """Geometric product, broadcast over leading axes.
 
@@ -78,10 +87,32 @@ def equi_layer_norm(x, epsilon=0.01, axis=-2):
     Returns:
         (..., C, 16) normalised multivectors.
     """
-    xf = ops.cast(x, "float32")
+    xf = ops.cast(x, precise_dtype(x.dtype))
     sq = ops.mean(abs_squared_norm(xf), axis=axis + 1 if axis < 0 else axis, keepdims=True)
     out = xf / ops.sqrt(ops.maximum(ops.expand_dims(sq, -1), epsilon))
     return ops.cast(out, x.dtype)
+
+
+def scalar_layer_norm(s, epsilon=1e-5):
+    """Standardise over the last axis without gain or offset, as torch's `F.layer_norm`.
+
+    Args:
+        s: (..., S) scalars.
+        epsilon: added to the (biased) variance.
+
+    Returns:
+        (..., S), in the dtype of `s`.
+    """
+    sf = ops.cast(s, precise_dtype(s.dtype))
+    mean = ops.mean(sf, axis=-1, keepdims=True)
+    var = ops.var(sf, axis=-1, keepdims=True)
+    return ops.cast((sf - mean) / ops.sqrt(var + epsilon), s.dtype)
+
+
+def tanh_gelu(x):
+    """GELU, tanh approximation, written out as torch's: tf.nn.gelu rounds 0.044715 to float32,
+    which puts its float64 GELU 1e-9 away from torch's (and lgatr's)."""
+    return 0.5 * x * (1.0 + ops.tanh(0.7978845608028654 * (x + 0.044715 * ops.power(x, 3))))
 
 
 def gated_gelu(multivectors, scalars=None):
@@ -94,8 +125,8 @@ def gated_gelu(multivectors, scalars=None):
     Returns:
         (multivectors, scalars) with the same shapes.
     """
-    gate = ops.gelu(multivectors[..., 0:1], approximate=True)
-    out_s = None if scalars is None else ops.gelu(scalars, approximate=True)
+    gate = tanh_gelu(multivectors[..., 0:1])
+    out_s = None if scalars is None else tanh_gelu(scalars)
     return gate * multivectors, out_s
 
 

@@ -106,3 +106,20 @@ def test_all_layers_keras_round_trip(tmp_path):
         atol=1e-5,
         fresh_process=True,
     )
+
+
+def test_configs_without_the_lgatr_keys_rebuild_the_legacy_layers():
+    """Configs saved before the layers matched lgatr (saved_models/lgatr/lgatr.keras) lack
+    `legacy` / `pseudoscalar_bias`: they rebuild the layers as they were, weights included."""
+    config = LGATrNetwork(1, 4, 6, 2, 1, num_heads=2, mlp_ratio=2).get_config()
+    del config["legacy"]
+    network = LGATrNetwork.from_config(config)
+    network(*_inputs())
+    block = network.blocks[0]
+    assert network.legacy and block.legacy and block.attention.legacy and block.mlp.legacy
+    assert network.linear_in.ps_bias is None and block.attention.out.ps_bias is None
+    assert block.mlp.bilinear.norm.mv_gain is not None  # gains lgatr does not have
+    config = EquiLinear(4, 6).get_config()
+    del config["pseudoscalar_bias"]
+    assert not EquiLinear.from_config(config).pseudoscalar_bias
+    assert not LGATrNetwork(1, 4, 6, 2, 1, num_heads=2).legacy  # new layers match lgatr
