@@ -259,6 +259,11 @@ def measure(name, files, steps=10):
     return out
 
 
+def _seconds(value):
+    """A scan time for the table; rows measured before the column existed have none."""
+    return "" if value is None else f"{value:.1f}"
+
+
 def table(results):
     """Markdown table of `measure` results."""
     lines = [
@@ -274,7 +279,7 @@ def table(results):
             f"| {name} ({r['unit']}) | {r['loader_per_s']:,.0f} | {r['train_per_s']:,.0f} | "
             f"{r['ratio']:.1f} | {'ok' if r['ok'] else 'SLOW'} | {r['batch_size']} | "
             f"{r['loader_cpu_over_wall']:.2f}, {r['train_cpu_over_wall']:.2f} | "
-            f"{r['scan_s']:.1f} |"
+            f"{_seconds(r.get('scan_s'))} |"
         )
     return "\n".join(lines)
 

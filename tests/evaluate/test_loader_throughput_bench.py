@@ -19,9 +19,12 @@ def test_partau_stream_epoch_and_table(fcc_files):
         assert set(x) == {"features", "fourvectors", "mask"} and np.isfinite(w).all()
     row = dict(unit="jets", loader_per_s=rate, train_per_s=rate / 2, ratio=2.0, ok=True,
                batch_size=stream.batch_size, loader_cpu_over_wall=1.0,
-               train_cpu_over_wall=1.9)  # fmt: skip
+               train_cpu_over_wall=1.9, scan_s=0.25)  # fmt: skip
     text = bench.table({"partau": row})
     assert "| partau (jets) |" in text and "| 2.0 | ok |" in text
+    assert text.splitlines()[-1].endswith("| 0.2 |")  # the scan column
+    del row["scan_s"]  # a row from before the scan column: blank, not a crash
+    assert bench.table({"partau": row}).splitlines()[-1].endswith("|  |")
 
 
 def test_help_and_bad_values(capsys):
