@@ -224,6 +224,15 @@ def main_impl(args):
         if args.init_from:
             # the file holds its own graph: put in (or change, or take out) the product dropout
             model = training.load_trained(args.init_from, "TPMT")
+            from models.tpmt.calibrate import calibration_layer, without_calibration
+
+            if calibration_layer(model) is not None:  # stale once the weights move
+                print(
+                    f"{args.init_from}: its mass calibration is removed; recalibrate the "
+                    "fine-tuned flat model with python -m models.tpmt.calibrate",
+                    file=sys.stderr,
+                )
+                model = without_calibration(model)
             model = compile_model(with_product_dropout(model, config.product_dropout), config)
         else:
             stats = input_stats(scan.subset[0])

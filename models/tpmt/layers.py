@@ -232,3 +232,68 @@ class MassQuantiles(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "detach_point": self.detach_point}
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+class MassCalibration(keras.layers.Layer):
+    """Per-channel response calibration of m_tautau by numerical inversion (`calibration.py`).
+
+    For each channel (tauh-tauh, mu-tauh, e-tauh), knots (x_k, y_k) map the predicted mass x
+    to the calibrated one y, linearly between knots and with the end knots' ratio y/x beyond
+    them; the map is increasing, so quantiles stay quantiles of the calibrated estimate. All
+    five columns are scaled by the same factor m_cal / m: with both tau pT scaled by it the
+    collinear di-tau mass scales by it too, so (pT1, pT2, m) stay consistent.
+    Inputs: y (B, 5) or (B, 3) TPMT output; legs (B, 2, F) raw leg features, whose
+    `muon_index` / `electron_index` features flag the channel.
+    Output: y calibrated, same shape.
+
+    Args:
+        knots_x, knots_y: 3 lists (tauh-tauh, mu-tauh, e-tauh) of K increasing masses (GeV).
+    """
+
+    def __init__(self, knots_x, knots_y, muon_index=6, electron_index=7, **kwargs):
+        super().__init__(**kwargs)
+        if len(knots_x) != 3 or len(knots_y) != 3:
+            raise ValueError("knots_x and knots_y need one list per channel (3)")
+        for x, y in zip(knots_x, knots_y):
+            if len(x) != len(y) or len(x) < 2:
+                raise ValueError("every channel needs at least 2 (x, y) knots")
+            if any(b <= a for a, b in zip(x, x[1:])) or any(b <= a for a, b in zip(y, y[1:])):
+                raise ValueError("calibration knots must increase")
+        self.knots_x = [[float(v) for v in x] for x in knots_x]
+        self.knots_y = [[float(v) for v in y] for y in knots_y]
+        self.muon_index = muon_index
+        self.electron_index = electron_index
+
+    def _map(self, m, x, y):
+        """Piecewise-linear y(m) inside [x_0, x_K], constant ratio outside; m: (B,)."""
+        c = ops.clip(m, x[0], x[-1])
+        out = ops.full_like(c, y[0])
+        for k in range(len(x) - 1):
+            slope = (y[k + 1] - y[k]) / (x[k + 1] - x[k])
+            out = out + slope * (ops.clip(c, x[k], x[k + 1]) - x[k])
+        return out * m / c
+
+    def call(self, inputs):
+        y, legs = inputs
+        m = ops.maximum(y[:, 2], 1e-3)
+        mapped = ops.stack(
+            [self._map(m, x, yk) for x, yk in zip(self.knots_x, self.knots_y)], axis=-1
+        )  # (B, 3): the mass calibrated as each channel
+        is_mu = ops.max(legs[..., self.muon_index], axis=1)
+        is_e = ops.max(legs[..., self.electron_index], axis=1)
+        onehot = ops.stack([ops.clip(1.0 - is_mu - is_e, 0.0, 1.0), is_mu, is_e], axis=-1)
+        m_cal = ops.sum(mapped * ops.cast(onehot, mapped.dtype), axis=-1)
+        return y * (m_cal / m)[:, None]
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "knots_x": self.knots_x,
+            "knots_y": self.knots_y,
+            "muon_index": self.muon_index,
+            "electron_index": self.electron_index,
+        }
