@@ -316,7 +316,7 @@ def main(argv=None):
             r, e, info, configs[name] = run_config(args, name, tmp)
             rows += r
             errors |= {f"{name}: {k}": v for k, v in e.items()}
-            infos |= info
+            infos |= {f"{name}: {k}": v for k, v in info.items()}
     load_end = os.getloadavg()[0]
     for name in args.configs:
         c = configs[name]
