@@ -75,9 +75,22 @@ class GeometricSelfAttention(keras.layers.Layer):
         self.out.build(lead + (h * self._hidden_mv, 16), lead + (h * self._hidden_s,))
 
     def call(self, multivectors, scalars, token_mask=None):
-        h, hm, hs = self.num_heads, self._hidden_mv, self._hidden_s
-        b, n = ops.shape(multivectors)[0], ops.shape(multivectors)[1]
         qkv_mv, qkv_s = self.qkv(multivectors, scalars)
+        return self.out(*self.attend(qkv_mv, qkv_s, token_mask))
+
+    def attend(self, qkv_mv, qkv_s, token_mask=None):
+        """The attention between the q/k/v and output projections.
+
+        Args:
+            qkv_mv: (B, N, 3 H hidden_mv, 16) output of the q/k/v projection.
+            qkv_s: (B, N, 3 H hidden_s).
+            token_mask: (B, N) or None.
+
+        Returns:
+            (multivectors (B, N, H hidden_mv, 16), scalars (B, N, H hidden_s)).
+        """
+        h, hm, hs = self.num_heads, self._hidden_mv, self._hidden_s
+        b, n = ops.shape(qkv_mv)[0], ops.shape(qkv_mv)[1]
         qkv_mv = ops.reshape(qkv_mv, (b, n, 3, h, hm, 16))
         qkv_mv = gops.equi_layer_norm(qkv_mv)  # normalise q, k, v per head over channels
         qkv_s = ops.reshape(qkv_s, (b, n, 3, h, hs))
@@ -101,7 +114,7 @@ class GeometricSelfAttention(keras.layers.Layer):
         att = ops.einsum("bhqk,bkhd->bqhd", weights, v)
         att_mv = ops.reshape(att[..., : hm * 16], (b, n, h * hm, 16))
         att_s = ops.reshape(att[..., hm * 16 :], (b, n, h * hs))
-        return self.out(att_mv, att_s)
+        return att_mv, att_s
 
     def compute_output_spec(self, multivectors, scalars, token_mask=None):
         mv = keras.KerasTensor(multivectors.shape, dtype=self.compute_dtype)
