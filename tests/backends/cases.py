@@ -92,7 +92,7 @@ def scouttau_inputs(rng, n, max_constituents=16, n_feat=14):
 def saved_inputs(name, seed=0, n=4):
     """Valid inputs for the shipped model `saved_models/<model>/<name>.keras`."""
     rng = np.random.default_rng(seed)
-    if name in ("tpmt", "tpmt_dropproducts"):
+    if name.startswith("tpmt"):  # the flat, calibrated, resonant and no-products models
         from models.tpmt.config import get_config
 
         return tpmt_inputs(rng, n, get_config("cpu"))
