@@ -170,7 +170,7 @@ def model_card(res, args, path):
             f"{_fmt(r['tpmt']['resolution'])} | {_fmt(r['reco']['median'])} / "
             f"{_fmt(r['reco']['resolution'])} |"
         )
-    lines += _training_section(os.path.dirname(os.path.abspath(args.model)))
+    lines += _training_section(_run_folder(args.model))
     lines += [
         "",
         "## Speed (this machine, whole evaluation sample)",
@@ -221,6 +221,16 @@ def _uncertainty_section(res):
             f"{_fmt(fm[key].get('coverage_68'))} | {_fmt(fm[key].get('half_width'))} |"
         )
     return lines
+
+
+def _run_folder(model_path):
+    """Where the fit harness left the model's run_config.json and history.csv: next to the
+    default `tpmt.keras`, in a folder named after any other model (`tpmt_resonant_sm/`)."""
+    model_path = os.path.abspath(model_path)
+    own = model_path[: -len(".keras")] if model_path.endswith(".keras") else model_path
+    if os.path.exists(os.path.join(own, "run_config.json")):
+        return own
+    return os.path.dirname(model_path)
 
 
 def _training_section(model_dir):
