@@ -85,12 +85,10 @@ def calibration_layer(model):
 def with_calibration(model, knots_x, knots_y):
     """A TPMT whose output goes through `MassCalibration` (replacing any calibration it has);
     it shares the layers and weights of `model`."""
-    import keras
-
     from data.ditau import LEG_FEATURES
     from models.tpmt.layers import MassCalibration, MassQuantiles
+    from models.tpmt.model import rewire
 
-    base = without_calibration(model)
     layer = MassCalibration(
         knots_x,
         knots_y,
@@ -98,41 +96,33 @@ def with_calibration(model, knots_x, knots_y):
         electron_index=LEG_FEATURES.index("is_electron"),
         name="mass_calibration",
     )
-    inputs = keras.tree.map_structure(
-        lambda x: keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name), base.input
-    )
 
-    def call(lay, *args, **kwargs):
-        out = lay(*args, **kwargs)
-        if isinstance(lay, MassQuantiles):  # the output layer
-            return layer([out, inputs["legs"]])
-        return out
+    def make_call(inputs):
+        def call(lay, *args, **kwargs):
+            out = lay(*args, **kwargs)
+            if isinstance(lay, MassQuantiles):  # the output layer
+                return layer([out, inputs["legs"]])
+            return out
 
-    return keras.models.clone_model(
-        base, input_tensors=inputs, clone_function=lambda lay: lay, call_function=call
-    )
+        return call
+
+    return rewire(without_calibration(model), make_call)
 
 
 def without_calibration(model):
     """`model` without its `MassCalibration` layer (itself if it has none), same weights."""
-    import keras
-
     from models.tpmt.layers import MassCalibration
+    from models.tpmt.model import rewire
 
     if calibration_layer(model) is None:
         return model
-    inputs = keras.tree.map_structure(
-        lambda x: keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name), model.input
-    )
 
     def call(lay, *args, **kwargs):
         if isinstance(lay, MassCalibration):
-            return args[0][0]
+            return args[0][0]  # its input [mass outputs, legs]: the outputs pass unchanged
         return lay(*args, **kwargs)
 
-    return keras.models.clone_model(
-        model, input_tensors=inputs, clone_function=lambda lay: lay, call_function=call
-    )
+    return rewire(model, lambda inputs: call)
 
 
 def response_table(m_pred, m_true, channel, edges=EDGES):
@@ -142,7 +132,9 @@ def response_table(m_pred, m_true, channel, edges=EDGES):
         for lo, hi in zip(edges[:-1], edges[1:]):
             sel = (channel == ch) & (m_true >= lo) & (m_true < hi)
             if sel.any():
-                rows.append((ch, lo, hi, int(sel.sum()), float(np.median(m_pred[sel] / m_true[sel]))))
+                rows.append(
+                    (ch, lo, hi, int(sel.sum()), float(np.median(m_pred[sel] / m_true[sel])))
+                )
     return rows
 
 

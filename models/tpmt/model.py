@@ -121,23 +121,40 @@ def with_product_dropout(model, rate, seed=None):
     """
     if product_dropout_rate(model) == rate:
         return model
+
+    def make_call(inputs):
+        raw = (inputs["products"], inputs["product_mask"])
+        dropped = (
+            ProductDropout(rate, seed=seed, name="product_dropout")(list(raw)) if rate > 0 else raw
+        )
+        swap = {id(raw[0]): dropped[0], id(raw[1]): dropped[1]}
+
+        def call(layer, *args, **kwargs):
+            if isinstance(layer, ProductDropout):  # the old dropout: replaced (or removed)
+                return dropped
+            args, kwargs = keras.tree.map_structure(lambda t: swap.get(id(t), t), (args, kwargs))
+            return layer(*args, **kwargs)
+
+        return call
+
+    return rewire(model, make_call)
+
+
+def rewire(model, make_call):
+    """The graph of `model` rebuilt on fresh inputs, sharing its layers and weights.
+
+    `make_call(inputs)` gets the new input tensors (a dict by name) and returns the hook that
+    makes every layer call of the rebuilt graph (`call(layer, *args, **kwargs)`), where layers
+    are inserted, replaced or skipped.
+    """
     inputs = keras.tree.map_structure(
         lambda x: keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name), model.input
     )
-    raw = (inputs["products"], inputs["product_mask"])
-    dropped = (
-        ProductDropout(rate, seed=seed, name="product_dropout")(list(raw)) if rate > 0 else raw
-    )
-    swap = {id(raw[0]): dropped[0], id(raw[1]): dropped[1]}
-
-    def call(layer, *args, **kwargs):
-        if isinstance(layer, ProductDropout):  # the old dropout: replaced (or removed)
-            return dropped
-        args, kwargs = keras.tree.map_structure(lambda t: swap.get(id(t), t), (args, kwargs))
-        return layer(*args, **kwargs)
-
     return keras.models.clone_model(
-        model, input_tensors=inputs, clone_function=lambda layer: layer, call_function=call
+        model,
+        input_tensors=inputs,
+        clone_function=lambda layer: layer,
+        call_function=make_call(inputs),
     )
 
 
