@@ -36,7 +36,7 @@ def _hypermodel_class():
                 hidden_mv_channels=hp.Choice("hidden_mv_channels", [4, 8, 16]),
                 hidden_s_channels=hp.Choice("hidden_s_channels", [8, 16, 32]),
                 learning_rate=hp.Float("learning_rate", 1e-4, 3e-3, sampling="log"),
-                mass_weight=hp.Choice("mass_weight", [0.0, 0.01, 0.1]),
+                mass_weight=hp.Choice("mass_weight", [0.0, 0.5, 1.0]),
             )
 
         def make(self, config):

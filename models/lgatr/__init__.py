@@ -13,10 +13,13 @@ if not starting_cli():  # see models/__init__.py
         build_plain_transformer,
     )
     from models.lgatr.config import PRESETS, LGATrConfig, get_config
-    from models.lgatr.layers import FourVectorReadout, TopEventEmbedding
+    from models.lgatr.layers import FourVectorReadout, OnShellTops, TopEventEmbedding
     from models.lgatr.losses import (
+        PhysicalTopLoss,
         TopReconstructionLoss,
         loss_term_metrics,
+        physical_term_metrics,
+        physical_top_loss,
         top_momentum_mse,
         top_reconstruction_loss,
         ttbar_mass_mse,
@@ -28,6 +31,8 @@ __all__ = [
     "ClassToken",
     "FourVectorReadout",
     "LGATrConfig",
+    "OnShellTops",
+    "PhysicalTopLoss",
     "PlainTransformerBlock",
     "TopEventEmbedding",
     "TopReconstructionLoss",
@@ -35,6 +40,8 @@ __all__ = [
     "build_plain_transformer",
     "get_config",
     "loss_term_metrics",
+    "physical_term_metrics",
+    "physical_top_loss",
     "top_momentum_mse",
     "top_reconstruction_loss",
     "ttbar_mass_mse",

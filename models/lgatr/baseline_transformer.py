@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from models.lgatr.config import LGATrConfig
+from models.lgatr.layers import OnShellTops
 
 
 @keras.saving.register_keras_serializable(package="hepformers")
@@ -104,7 +105,8 @@ def build_plain_transformer(config: LGATrConfig) -> keras.Model:
         mask: (B, 12), 1 = real object.
 
     Outputs:
-        tops: (B, 2, 4) top and antitop (px, py, pz, E) in GeV.
+        tops: (B, 2, 4) top and antitop (px, py, pz, E) in GeV (on shell as the L-GATr's
+        with `config.output="onshell"`: the head then predicts three-momenta).
     """
     n, s = config.n_objects, config.n_scalar
     fourvectors = keras.Input((n, 4), name="fourvectors")
@@ -119,9 +121,13 @@ def build_plain_transformer(config: LGATrConfig) -> keras.Model:
             x, token_mask=token_mask
         )
     x = keras.layers.LayerNormalization(name="norm")(x)
-    x = keras.layers.Dense(8, name="head")(x[:, 0])  # (B, 8)
-    x = keras.layers.Reshape((2, 4), name="reshape")(x)
-    tops = keras.layers.Rescaling(config.momentum_scale, name="tops")(x)
+    onshell = config.output == "onshell"
+    k = 3 if onshell else 4
+    x = keras.layers.Dense(2 * k, name="head")(x[:, 0])  # (B, 2 k)
+    x = keras.layers.Reshape((2, k), name="reshape")(x)
+    tops = keras.layers.Rescaling(config.momentum_scale, name="momenta" if onshell else "tops")(x)
+    if onshell:
+        tops = OnShellTops(config.top_mass, name="tops")(tops)
     return keras.Model(
         {"fourvectors": fourvectors, "scalars": scalars, "mask": mask},
         {"tops": tops},

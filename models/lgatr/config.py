@@ -46,6 +46,12 @@ class LGATrConfig:
         readout: "global" (one extra token with zero multivector and a scalar flag; its two
             output channels are top and antitop) or "leptons" (top at the antilepton token,
             antitop at the lepton token).
+        output: "onshell" (the predicted three-momenta with E = sqrt(p^2 + top_mass^2),
+            `layers.OnShellTops`) or "fourvector" (the raw four-vectors, as the first models).
+        loss: "physical" (squared errors in log pT, y, phi and log m_tt, `PhysicalTopLoss`;
+            needs output "onshell") or "mse" (MSE on the scaled four-momenta,
+            `TopReconstructionLoss`).
+        top_mass: GeV, the mass shell of the "onshell" output.
         mass_weight: weight of the auxiliary m_tt term in the loss.
         plain_dim: embedding width of the plain transformer baseline.
         learning_rate: Adam learning rate.
@@ -69,7 +75,10 @@ class LGATrConfig:
     beam_spurion: str = "xyplane"
     spurion_mode: str = "token"
     readout: str = "global"
-    mass_weight: float = 0.0
+    output: str = "onshell"
+    loss: str = "physical"
+    top_mass: float = 172.5
+    mass_weight: float = 0.5
     plain_dim: int = 46
     learning_rate: float = 3e-4
     batch_size: int = 256
@@ -84,10 +93,14 @@ class LGATrConfig:
             "beam_spurion": ("xyplane", "spacelike", "lightlike", "timelike"),
             "spurion_mode": ("token", "channel"),
             "readout": ("global", "leptons"),
+            "output": ("onshell", "fourvector"),
+            "loss": ("physical", "mse"),
         }
         for field, allowed in checks.items():
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field} must be one of {allowed}, got {getattr(self, field)!r}")
+        if self.loss == "physical" and self.output != "onshell":
+            raise ValueError('loss "physical" needs output "onshell" (its rapidity needs E > |pz|)')
 
     @property
     def n_objects(self):

@@ -59,6 +59,17 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--mass-weight", type=float, default=None, help="weight of the m_tt loss term")
+    p.add_argument("--output", default=None, choices=("onshell", "fourvector"), help="top output")
+    p.add_argument("--loss", default=None, choices=("physical", "mse"), help="loss (see losses.py)")
+    p.add_argument(
+        "--spurions", default=None, choices=("none", "beam", "beam_time"), help="symmetry breaking"
+    )
+    p.add_argument(
+        "--beam-spurion",
+        default=None,
+        choices=("xyplane", "spacelike", "lightlike", "timelike"),
+        help="beam spurion: x-y plane bivector or a beam vector",
+    )
     p.add_argument("--seed", type=int, default=1, help="random seed (sample, split, weights)")
     checks.add_out_arguments(p, "lgatr")
     p.add_argument("--cache", default="cache/ttbar", help="folder of generated samples")
@@ -84,12 +95,9 @@ def make_config(args):
     from data.lgatr import MAX_JETS, SCALAR_FEATURES, tokens
     from models.lgatr.config import get_config
 
-    overrides = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate,
-        "mass_weight": args.mass_weight,
-    }
+    fields = ("epochs", "batch_size", "learning_rate", "mass_weight")
+    fields += ("output", "loss", "spurions", "beam_spurion")
+    overrides = {f: getattr(args, f, None) for f in fields}  # callers may pass fewer fields
     overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
         config = get_config(
@@ -175,18 +183,24 @@ def training_events(
 
 
 def compile_model(model, config):
-    """Adam + TopReconstructionLoss, with each loss term logged as a metric."""
+    """Adam + the config's loss (PhysicalTopLoss or TopReconstructionLoss), with each loss
+    term logged as a metric."""
     import keras
 
-    from models.lgatr.losses import TopReconstructionLoss, loss_term_metrics
+    from models.lgatr import losses
 
-    loss = TopReconstructionLoss(
-        momentum_scale=config.momentum_scale, mass_weight=config.mass_weight
-    )
+    if config.loss == "physical":
+        loss = losses.PhysicalTopLoss(mass_weight=config.mass_weight)
+        metrics = losses.physical_term_metrics()
+    else:
+        loss = losses.TopReconstructionLoss(
+            momentum_scale=config.momentum_scale, mass_weight=config.mass_weight
+        )
+        metrics = losses.loss_term_metrics(config.momentum_scale)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss={"tops": loss},
-        metrics={"tops": loss_term_metrics(config.momentum_scale)},
+        metrics={"tops": metrics},
     )
     return model
 

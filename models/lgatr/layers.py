@@ -160,3 +160,44 @@ class FourVectorReadout(keras.layers.Layer):
             tokens=self.tokens, channels=self.channels, momentum_scale=self.momentum_scale
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+class OnShellTops(keras.layers.Layer):
+    """Puts predicted tops on their mass shell: (px, py, pz[, E]) -> (px, py, pz, sqrt(p^2 + m^2)).
+
+    The network's three-momentum is kept and the energy replaced, so the predicted top mass is
+    `top_mass` by construction and m_tt >= 2 `top_mass` (the m_tt loss term can never see a
+    space-like pair).
+
+    Symmetry: the map commutes with rotations (SO(3)) but not with boosts, so a fully
+    Lorentz-equivariant network followed by it is rotation-equivariant in the lab frame. With
+    the toolkit's spurions ("beam": SO(1,1) x SO(2) about the beam; "beam_time": SO(2) about the
+    beam) what survives is the rotation about the beam axis: the detector's own symmetry.
+
+    Args:
+        top_mass: GeV.
+
+    Call args:
+        momenta: (B, K, 3) or (B, K, 4) in GeV; a fourth component is ignored.
+
+    Returns:
+        (B, K, 4) as (px, py, pz, E) in GeV.
+    """
+
+    def __init__(self, top_mass=172.5, **kwargs):
+        super().__init__(**kwargs)
+        self.top_mass = top_mass
+
+    def call(self, momenta):
+        p3 = momenta[..., :3]
+        energy = ops.sqrt(ops.sum(ops.square(p3), axis=-1, keepdims=True) + self.top_mass**2)
+        return ops.concatenate([p3, energy], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (4,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(top_mass=self.top_mass)
+        return config

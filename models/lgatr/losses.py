@@ -1,4 +1,14 @@
-"""Loss of the L-GATr top reconstruction: MSE on scaled top / antitop four-momenta + m_tt term."""
+"""Losses of the L-GATr top reconstruction.
+
+`TopReconstructionLoss` ("mse"): MSE on the scaled top / antitop four-momenta + an m_tt term.
+Each component regresses to its conditional mean, so E and |p| averaged separately give tops
+far above 172.5 GeV (the first trained models sat at 242 GeV).
+
+`PhysicalTopLoss` ("physical", for on-shell outputs, `layers.OnShellTops`): squared errors in
+the quantities the tops are judged on, log pT, rapidity y, azimuth (2 (1 - cos dphi)) and log
+m_tt. Every term is invariant under rotations about and boosts along the beam axis, so the loss
+keeps the symmetry the spurions leave, and it is scale-free (no momentum unit).
+"""
 
 import keras
 from keras import ops
@@ -91,6 +101,103 @@ class TopReconstructionLoss(keras.losses.Loss):
             "name": self.name,
             "reduction": self.reduction,
         }
+
+
+def _pt_y(p):
+    """(pT, y, px, py) of (B, K, 4) four-vectors; smooth near pT = 0 and for m^2 <= 0."""
+    px, py, pz, e = p[..., 0], p[..., 1], p[..., 2], p[..., 3]
+    pt2 = px**2 + py**2
+    pt = ops.sqrt(pt2 + 1.0)  # +1 GeV^2: a finite log and gradient for pT -> 0
+    m2 = ops.maximum(e**2 - pt2 - pz**2, 1.0)
+    y = ops.arcsinh(pz / ops.sqrt(pt2 + m2))  # = 0.5 ln((E + pz) / (E - pz)), stable
+    return pt, y, px, py
+
+
+def physical_terms(y_true, y_pred):
+    """Per-event terms of `physical_top_loss`, each averaged over top and antitop.
+
+    Args:
+        y_true: (B, 2, 4) top, antitop (px, py, pz, E) in GeV.
+        y_pred: (B, 2, 4) same.
+
+    Returns:
+        dict of (B,) tensors: log_pt, rapidity, phi (2 (1 - cos dphi), = dphi^2 for small
+        angles) and log_mtt.
+    """
+    y_true, y_pred = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
+    pt_t, y_t, px_t, py_t = _pt_y(y_true)
+    pt_p, y_p, px_p, py_p = _pt_y(y_pred)
+    cos_dphi = (px_t * px_p + py_t * py_p) / (pt_t * pt_p)
+    mtt_t = ops.maximum(_pair_mass(y_true), 1.0)
+    mtt_p = ops.maximum(_pair_mass(y_pred), 1.0)
+    return {
+        "log_pt": ops.mean(ops.square(ops.log(pt_p) - ops.log(pt_t)), axis=1),
+        "rapidity": ops.mean(ops.square(y_p - y_t), axis=1),
+        "phi": ops.mean(2.0 * (1.0 - cos_dphi), axis=1),
+        "log_mtt": ops.square(ops.log(mtt_p) - ops.log(mtt_t)),
+    }
+
+
+def physical_top_loss(y_true, y_pred, *, mass_weight=0.0):
+    """log_pt + rapidity + phi + mass_weight * log_mtt of `physical_terms`, per event (B,)."""
+    t = physical_terms(y_true, y_pred)
+    loss = t["log_pt"] + t["rapidity"] + t["phi"]
+    if mass_weight:
+        loss = loss + mass_weight * t["log_mtt"]
+    return loss
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+class PhysicalTopLoss(keras.losses.Loss):
+    """`physical_top_loss` as a Keras loss; log its terms with `physical_term_metrics()`.
+
+    Args:
+        mass_weight: weight of the log m_tt term.
+        name: loss name.
+        reduction: Keras reduction.
+    """
+
+    def __init__(self, mass_weight=0.0, name="physical_top_loss", reduction="sum_over_batch_size"):
+        super().__init__(name=name, reduction=reduction)
+        self.mass_weight = mass_weight
+
+    def call(self, y_true, y_pred):
+        return physical_top_loss(y_true, y_pred, mass_weight=self.mass_weight)
+
+    def get_config(self):
+        return {"mass_weight": self.mass_weight, "name": self.name, "reduction": self.reduction}
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+def top_log_pt(y_true, y_pred):
+    """The log_pt term of `physical_terms` (B,)."""
+    return physical_terms(y_true, y_pred)["log_pt"]
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+def top_rapidity(y_true, y_pred):
+    """The rapidity term of `physical_terms` (B,)."""
+    return physical_terms(y_true, y_pred)["rapidity"]
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+def top_phi(y_true, y_pred):
+    """The phi term of `physical_terms` (B,)."""
+    return physical_terms(y_true, y_pred)["phi"]
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+def ttbar_log_mass(y_true, y_pred):
+    """The log_mtt term of `physical_terms` (B,)."""
+    return physical_terms(y_true, y_pred)["log_mtt"]
+
+
+def physical_term_metrics():
+    """Metrics logging each `physical_terms` term, for `model.compile(metrics=...)`."""
+    return [
+        keras.metrics.MeanMetricWrapper(fn, name=fn.__name__)
+        for fn in (top_log_pt, top_rapidity, top_phi, ttbar_log_mass)
+    ]
 
 
 def loss_term_metrics(momentum_scale=100.0):

@@ -4,7 +4,7 @@ import keras
 
 from models.layers.geometric import LGATrNetwork
 from models.lgatr.config import LGATrConfig
-from models.lgatr.layers import FourVectorReadout, TopEventEmbedding
+from models.lgatr.layers import FourVectorReadout, OnShellTops, TopEventEmbedding
 
 LEPTON_TOKEN, ANTILEPTON_TOKEN = 0, 1  # positions in config.objects
 
@@ -26,11 +26,14 @@ def build_model(config: LGATrConfig) -> keras.Model:
         mask: (B, 12), 1 = real object.
 
     Outputs:
-        tops: (B, 2, 4) top and antitop (px, py, pz, E) in GeV.
+        tops: (B, 2, 4) top and antitop (px, py, pz, E) in GeV; with `output="onshell"` the
+        energy is sqrt(p^2 + top_mass^2).
 
     Equivariance: every layer is SO+(1,3) equivariant and the extra tokens carry invariants
-    (zero multivector, scalar flags) or spurions, so with `spurions="none"` the output
-    transforms like the input four-vectors; spurions reduce this to the detector symmetry.
+    (zero multivector, scalar flags) or spurions, so with `spurions="none"` and
+    `output="fourvector"` the output transforms like the input four-vectors; the on-shell
+    output keeps rotations only, and spurions reduce this to the detector symmetry (rotations
+    about the beam axis; "beam" also boosts along it before the on-shell step).
     """
     n, s = config.n_objects, config.n_scalar
     fourvectors = keras.Input((n, 4), name="fourvectors")
@@ -64,7 +67,12 @@ def build_model(config: LGATrConfig) -> keras.Model:
     else:  # t -> b l+ nu: top at the antilepton, antitop at the lepton
         offset = _n_extra_tokens(config)
         tokens, channels = [offset + ANTILEPTON_TOKEN, offset + LEPTON_TOKEN], [0, 0]
-    tops = FourVectorReadout(tokens, channels, config.momentum_scale, name="tops")(out_mv)
+    onshell = config.output == "onshell"
+    tops = FourVectorReadout(
+        tokens, channels, config.momentum_scale, name="readout" if onshell else "tops"
+    )(out_mv)
+    if onshell:
+        tops = OnShellTops(config.top_mass, name="tops")(tops)
     return keras.Model(
         {"fourvectors": fourvectors, "scalars": scalars, "mask": mask},
         {"tops": tops},

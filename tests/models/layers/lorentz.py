@@ -23,10 +23,11 @@ def random_rotation(rng, axis=None):
     return rot
 
 
-def random_boost(rng, max_gamma=10.0):
-    """4x4 (t, x, y, z) matrix of a boost with random direction and gamma in [1, max_gamma]."""
+def random_boost(rng, max_gamma=10.0, axis=None):
+    """4x4 (t, x, y, z) matrix of a boost with random direction (along +-z if axis == "z") and
+    gamma in [1, max_gamma]."""
     gamma = rng.uniform(1.0, max_gamma)
-    n = rng.normal(size=3)
+    n = np.array([0.0, 0.0, rng.choice([-1.0, 1.0])]) if axis == "z" else rng.normal(size=3)
     n /= np.linalg.norm(n)
     beta_gamma = np.sqrt(gamma**2 - 1.0)
     boost = np.eye(4)

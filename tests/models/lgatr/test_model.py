@@ -9,15 +9,18 @@ import pytest
 from models.lgatr import (
     ClassToken,
     FourVectorReadout,
+    OnShellTops,
+    PhysicalTopLoss,
     PlainTransformerBlock,
     TopEventEmbedding,
     TopReconstructionLoss,
     build_model,
     build_plain_transformer,
     get_config,
-    loss_term_metrics,
+    physical_top_loss,
     top_reconstruction_loss,
 )
+from models.lgatr.losses import physical_terms
 from tests.helpers import assert_keras_round_trip, assert_layer_config_round_trip
 from tests.models.layers.lorentz import (
     act_on_fourvectors,
@@ -62,7 +65,7 @@ def _tops(model, events):
 )
 def test_model_lorentz_equivariant_without_spurions(overrides):
     keras.utils.set_random_seed(0)
-    config = get_config("default", **overrides)
+    config = get_config("default", output="fourvector", loss="mse", **overrides)
     model = build_model(config)
     events = _events(config)
     rng = np.random.default_rng(1)
@@ -78,7 +81,9 @@ def test_model_lorentz_equivariant_without_spurions(overrides):
 @pytest.mark.parametrize("mode", ["token", "channel"])
 def test_model_with_spurions_keeps_only_beam_rotations(mode):
     keras.utils.set_random_seed(0)
-    config = get_config("default", spurions="beam_time", spurion_mode=mode)
+    config = get_config(
+        "default", spurions="beam_time", spurion_mode=mode, output="fourvector", loss="mse"
+    )
     model = build_model(config)
     events = _events(config)
     out = _tops(model, events)
@@ -93,6 +98,42 @@ def test_model_with_spurions_keeps_only_beam_rotations(mode):
     assert err(random_rotation(rng, axis="z")) < 1e-4
     assert err(random_boost(rng, max_gamma=3.0)) > 1e-2
     assert err(random_rotation(rng)) > 1e-3
+
+
+def test_onshell_output_keeps_rotations_and_puts_tops_on_shell():
+    keras.utils.set_random_seed(0)
+    config = get_config("default", spurions="none")
+    assert config.output == "onshell"
+    model = build_model(config)
+    events = _events(config)
+    out = _tops(model, events)
+    mass = np.sqrt(out[..., 3] ** 2 - (out[..., :3] ** 2).sum(-1))
+    np.testing.assert_allclose(mass, config.top_mass, rtol=1e-3)
+    rng = np.random.default_rng(4)
+
+    def err(lam):
+        p = act_on_fourvectors(lam, events["fourvectors"]).astype("float32")
+        return relative_error(
+            _tops(model, dict(events, fourvectors=p)), act_on_fourvectors(lam, out)
+        )
+
+    assert err(random_rotation(rng)) < 1e-4  # any rotation: the on-shell step keeps SO(3)
+    assert err(random_boost(rng, max_gamma=3.0)) > 1e-2  # not boosts
+
+
+def test_onshell_tops_layer_hand_computed():
+    p = np.array([[[30.0, 40.0, 0.0], [0.0, 0.0, -120.0]]], "float32")
+    out = keras.ops.convert_to_numpy(OnShellTops(top_mass=50.0)(p))
+    np.testing.assert_allclose(out[0, :, 3], [np.hypot(50.0, 50.0), 130.0], rtol=1e-6)
+    np.testing.assert_allclose(out[..., :3], p)
+    four = np.concatenate([p, np.full((1, 2, 1), 1e3, "float32")], -1)  # E is replaced
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(OnShellTops(50.0)(four)), out)
+
+
+def test_config_rejects_physical_loss_without_onshell_output():
+    with pytest.raises(ValueError, match="onshell"):
+        get_config("default", output="fourvector")
+    assert get_config("default", output="fourvector", loss="mse").loss == "mse"
 
 
 @pytest.mark.parametrize("builder", [build_model, build_plain_transformer])
@@ -125,6 +166,7 @@ def test_presets_and_overrides():
     [
         TopEventEmbedding(50.0, spurions="beam", beam_spurion="spacelike", spurion_mode="channel"),
         FourVectorReadout([0, 0], [0, 1], 100.0),
+        OnShellTops(top_mass=173.0),
         ClassToken(),
         PlainTransformerBlock(num_heads=2, mlp_ratio=2),
     ],
@@ -134,19 +176,23 @@ def test_layer_config_round_trip(layer):
 
 
 @pytest.mark.parametrize("builder", [build_model, build_plain_transformer])
-def test_model_keras_round_trip_and_training_step(builder, tmp_path):
+@pytest.mark.parametrize(
+    "output, loss, terms",
+    [
+        ("fourvector", "mse", {"top_momentum_mse", "ttbar_mass_mse"}),
+        ("onshell", "physical", {"top_log_pt", "top_rapidity", "top_phi", "ttbar_log_mass"}),
+    ],
+)
+def test_model_keras_round_trip_and_training_step(builder, output, loss, terms, tmp_path):
+    from models.lgatr.fit import compile_model
+
     keras.utils.set_random_seed(0)
-    config = get_config("default", num_blocks=1)
-    model = builder(config)
+    config = get_config("default", num_blocks=1, output=output, loss=loss, mass_weight=0.1)
+    model = compile_model(builder(config), config)
     events = _events(config)
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss={"tops": TopReconstructionLoss(config.momentum_scale, mass_weight=0.1)},
-        metrics={"tops": loss_term_metrics(config.momentum_scale)},
-    )
     targets = {"tops": np.asarray(_events(config, seed=9)["fourvectors"][:, :2])}
     history = model.fit(events, targets, batch_size=BATCH, epochs=1, verbose=0)
-    assert {"loss", "top_momentum_mse", "ttbar_mass_mse"} <= set(history.history)
+    assert {"loss"} | terms <= set(history.history)
     assert np.isfinite(history.history["loss"][0])
     assert_keras_round_trip(model, events, tmp_path, atol=1e-4, fresh_process=True)
 
@@ -189,3 +235,41 @@ def test_mass_term_equals_mass_for_timelike_pairs():
     p = np.array([[[0.0, 0.0, 100.0, 200.0], [0.0, 0.0, -100.0, 200.0]]], "float32")
     m = keras.ops.convert_to_numpy(_pair_mass(p))
     np.testing.assert_allclose(m, 400.0 * 400.0 / np.sqrt(400.0**2 + 1.0), rtol=1e-6)
+
+
+def _on_shell(p3, mass=172.5):
+    return np.concatenate([p3, np.sqrt((p3**2).sum(-1, keepdims=True) + mass**2)], -1)
+
+
+def test_physical_loss_hand_computed():
+    true = _on_shell(np.array([[[100.0, 0.0, 0.0], [-100.0, 0.0, 0.0]]]))
+    pred = _on_shell(np.array([[[0.0, 200.0, 0.0], [-100.0, 0.0, 0.0]]]))
+    terms = {k: float(v[0]) for k, v in physical_terms(true, pred).items()}
+    # top: pT doubled, dphi = 90 degrees; antitop exact; both at y = 0. pT includes +1 GeV^2.
+    log_pt = np.log(np.sqrt(200.0**2 + 1) / np.sqrt(100.0**2 + 1)) ** 2 / 2
+    assert terms["log_pt"] == pytest.approx(log_pt, rel=1e-5)
+    assert terms["rapidity"] == pytest.approx(0.0, abs=1e-10)
+    assert terms["phi"] == pytest.approx(2.0 * (1.0 - 0.0) / 2, rel=1e-4)
+
+    def mtt(p):
+        s = p.sum(1)[0]
+        return np.sqrt(s[3] ** 2 - (s[:3] ** 2).sum())
+
+    assert terms["log_mtt"] == pytest.approx(np.log(mtt(pred) / mtt(true)) ** 2, rel=1e-3)
+    total = float(physical_top_loss(true, pred, mass_weight=2.0)[0])
+    expected = terms["log_pt"] + terms["phi"] + 2.0 * terms["log_mtt"]
+    assert total == pytest.approx(expected, rel=1e-5)
+    loss = PhysicalTopLoss(mass_weight=2.0)
+    assert float(loss(true, pred)) == pytest.approx(expected, rel=1e-5)
+    assert PhysicalTopLoss.from_config(loss.get_config()).get_config() == loss.get_config()
+
+
+def test_physical_loss_invariant_under_beam_rotations_and_boosts():
+    rng = np.random.default_rng(5)
+    true = _on_shell(rng.normal(scale=80.0, size=(4, 2, 3))).astype("float32")
+    pred = _on_shell(rng.normal(scale=80.0, size=(4, 2, 3))).astype("float32")
+    ref = np.asarray(physical_top_loss(true, pred, mass_weight=0.5))
+    for lam in (random_rotation(rng, axis="z"), random_boost(rng, max_gamma=3.0, axis="z")):
+        moved = [act_on_fourvectors(lam, p).astype("float32") for p in (true, pred)]
+        loss = np.asarray(physical_top_loss(*moved, mass_weight=0.5))
+        np.testing.assert_allclose(loss, ref, rtol=2e-3)
