@@ -6,9 +6,12 @@ files with the same content (pass a branch-name `mapping`).
 Tokens, in this order (TOKENS): the lepton l-, the antilepton l+, the b and bbar candidates, the
 MET and up to `max_jets` jets (pT-ordered, zero-padded, masked). The b candidates are the jets
 that `TTbar_bJetIdx` / `TTbar_bbarJetIdx` point to, so they also appear among the jets, as in
-the lorentz-gatr-ttbarreco inputs (lgatr.md 4.1). Unlike that fork, MET is a proper
-four-vector (px, py, 0, |pT|), massless and Lorentz-covariant under boosts along z and rotations
-about it, and nothing is rescaled here (GeV).
+the lorentz-gatr-ttbarreco inputs (lgatr.md 4.1), and scalar flags mark those two jets. MET is
+(px, py, 0, |pT|): a massless four-vector, covariant under rotations about the beam axis but
+not under boosts along it (a boost would give it pz != 0, while the measured MET stays
+transverse), which is the seed's "might be wrong" remark. The default spurions ("beam_time")
+break those boosts anyway; with spurions "none" or "beam" the MET token is one more reason the
+model is not boost-equivariant on real events. Nothing is rescaled here (GeV).
 
 Leptons: the leading e or mu and the leading lepton of opposite charge (own files hold exactly
 two). Events without such a pair or without valid b-candidate indices are dropped.
@@ -32,7 +35,11 @@ SCALAR_FEATURES = (
     "is_jet",
     "is_electron",
     "is_muon",
+    "is_b_jet",
+    "is_bbar_jet",
 )
+"""Object type, lepton flavour, and on the jet tokens which jet is the b / bbar candidate (the
+seed's b-quark scalar token idea: the b tokens repeat two of the jets, the flags say which)."""
 _LEP = ("pt", "eta", "phi", "mass", "charge")
 RECO_BRANCHES = (
     [f"Muon_{f}" for f in _LEP]
@@ -283,6 +290,9 @@ def _build(a, lep, bidx, truth, max_jets, pairing):
     for t in range(len(FIXED_TOKENS)):
         scalars[:, t, t] = 1.0
     scalars[:, len(FIXED_TOKENS) :, SCALAR_FEATURES.index("is_jet")] = 1.0
+    for k, name in enumerate(("is_b_jet", "is_bbar_jet")):
+        is_cand = order[:, :max_jets] == bidx[:, k : k + 1]  # (N, max_jets)
+        scalars[:, len(FIXED_TOKENS) :, SCALAR_FEATURES.index(name)] = is_cand
     for t in (0, 1):
         scalars[:, t, SCALAR_FEATURES.index("is_electron")] = lep["is_electron"][:, t]
         scalars[:, t, SCALAR_FEATURES.index("is_muon")] = 1.0 - lep["is_electron"][:, t]

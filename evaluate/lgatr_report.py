@@ -135,9 +135,19 @@ def _table(block, methods, kind):
 
 
 def _generation_command(path):
-    """`python -m data.generate` command of a sample named like fit.py's cached samples."""
+    """`python -m data.generate` command of a sample named like fit.py's cached samples, or of
+    a shard whose generation manifest (OUT.manifest.json next to OUT_0000.root) is there."""
     import re
 
+    shard = re.match(r"(.*)_\d{4}\.root$", path)
+    manifest = shard and shard.group(1) + ".manifest.json"
+    if manifest and os.path.exists(manifest):
+        with open(manifest) as f:
+            m = json.load(f)
+        return (
+            f"python -m data.generate {m['sample']} --events {m['events']} --seed {m['seed']} "
+            f"--workers 2 --shard-size {m['shard_size']} --out {shard.group(1)}.root"
+        )
     match = re.search(r"ttbar_dilepton\w*_seed(\d+)_(\d+)\.root$", path)
     if not match:
         return None
@@ -154,8 +164,9 @@ def _reproduce(res, cmd):
         files += [f for f in s.get("files", []) if f not in files]
     lines = ["## Reproduce", "", "```"]
     for f in files:
-        gen = _generation_command(f)
-        lines.append(gen if gen else f"# {f}: user-provided file")
+        gen = _generation_command(f) or f"# {f}: user-provided file"
+        if gen not in lines:  # the shards of one request share their command
+            lines.append(gen)
     lines += [s["command"].strip() for s in res["training"].values()]
     lines += [
         cmd,
@@ -224,11 +235,20 @@ def model_card(res, args, plot_files, path):
             for m in methods
             for q in [res["all"][m]["top_mass_quantiles"]]
         )
-        + ". The networks regress (px, py, pz, E) with an MSE: the top mass is not "
-        "constrained, and a too-large top mass raises m_tt (`models.lgatr.fit --mass-weight` "
-        "adds an m_tt term to the loss).",
+        + ".",
         "",
     ]
+    onshell = [m for m in methods if np.ptp(res["all"][m]["top_mass_quantiles"]) < 0.1]
+    lines += [
+        "On shell by construction (`OnShellTops`: the predicted three-momentum with "
+        "E = sqrt(p^2 + m_t^2)): " + ", ".join(LABELS[m] for m in onshell) + ".",
+        "",
+    ] if onshell else [
+        "The networks regress (px, py, pz, E) with an MSE: the top mass is not constrained, "
+        "and a too-large top mass raises m_tt (`models.lgatr.fit --output onshell` puts the "
+        "tops on their mass shell).",
+        "",
+    ]  # fmt: skip
     n_sol = round(an["solution_efficiency"] * res["n_events"])
     lines += [
         "",
@@ -258,6 +278,9 @@ def model_card(res, args, plot_files, path):
     for m, v in res["events_per_second"].items():
         lines.append(f"| {LABELS.get(m, m)} | {v:,.0f} |")
     lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in plot_files) + ".", ""]
+    notes = os.path.join(os.path.dirname(path), "card_notes.md")
+    if os.path.exists(notes):  # hand-written sections (studies, diagnosis) kept across reruns
+        lines += [open(notes).read().rstrip(), ""]
     lines += _reproduce(res, cmd)
     with open(path, "w") as f:
         f.write("\n".join(lines))

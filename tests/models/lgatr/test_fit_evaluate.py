@@ -9,6 +9,7 @@ from data import io
 from data.generate.ditau_output import to_root_columns
 from data.generate.ttbar_dilepton import generate
 from evaluate import lgatr as evaluate_lgatr
+from evaluate import lgatr_study
 from models.lgatr import config as lgatr_config
 from models.lgatr import fit
 
@@ -58,6 +59,57 @@ def test_fit_then_evaluate(sample, tiny_preset, tmp_path):
     assert len(columns["lgatr_m_tt"]) == metrics["n_events"]
     card = open(os.path.join(ev, "README.md")).read()
     assert "python -m evaluate.lgatr" in card and "python -m models.lgatr.fit" in card
+
+    st = str(tmp_path / "study")
+    lgatr_study.main(["--runs", out, "--input", sample, "--out", st])
+    study = json.load(open(os.path.join(st, "study.json")))
+    (run,) = study["runs"]
+    assert run["model"] == "lgatr" and run["train_events"] == summary["train_events"]
+    assert run["spurions"] == "x-y plane + time (default)" and run["symmetry_default"]
+    assert run["metrics"]["top_mass_median"] == pytest.approx(172.5, rel=1e-3)  # on shell
+    assert os.path.exists(os.path.join(st, "learning_curve.png"))
+    assert "### Learning curve" in open(os.path.join(st, "study.md")).read()
+
+
+def test_study_tables_group_the_symmetry_runs():
+    m = {q: {"median": 0.0, "res_quantile": 0.3} for q in lgatr_study.STUDY_QUANTITIES}
+    runs = [
+        {
+            "model": "lgatr",
+            "train_events": 8,
+            "epochs_run": 2,
+            "train_seconds": 60.0,
+            "spurions": name,
+            "symmetry_default": default,
+            "metrics": m,
+        }
+        for name, default in (("none", False), ("x-y plane + time (default)", True))
+    ] + [
+        {
+            "model": "lgatr",
+            "train_events": 80,
+            "epochs_run": 2,
+            "train_seconds": 60.0,
+            "spurions": "x-y plane + time (default)",
+            "symmetry_default": True,
+            "metrics": m,
+        }
+    ]
+    text = lgatr_study.tables(runs, m, 100)
+    sym = text.split("### Symmetry breaking")[1]
+    assert "8 training events" in sym and "| none | 2 |" in sym and "80" not in sym
+    curve = text.split("### Learning curve")[1].split("###")[0]
+    assert "| L-GATr | 8 |" in curve and "| L-GATr | 80 |" in curve and "| none" not in curve
+    assert lgatr_study.spurion_label({"spurions": "none", "beam_spurion": "spacelike"}).startswith(
+        "none"
+    )
+
+
+def test_study_bad_run_folder_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        lgatr_study.main(["--runs", str(tmp_path), "--input", "x.root", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "train_summary.json" in capsys.readouterr().err
 
 
 def test_fit_missing_data_exits_2(tmp_path, capsys):
