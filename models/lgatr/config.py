@@ -112,6 +112,15 @@ class LGATrConfig:
 
 
 PRESETS = {
+    # The seed's smallest networks (~10k parameters): 2 blocks, 4 mv / 8 s channels.
+    "small": LGATrConfig(
+        hidden_mv_channels=4,
+        hidden_s_channels=8,
+        plain_dim=23,
+        epochs=20,
+        early_stopping_patience=5,
+        reduce_lr_patience=3,
+    ),
     # Small: trains on a laptop CPU (20k events x 20 epochs in ~15 min on 2 cores).
     "default": LGATrConfig(epochs=20, early_stopping_patience=5, reduce_lr_patience=3),
     # The talk's fork (config/model/gatr_reco.yaml): 8 mv / 2 s channels, 12 blocks, 8 heads,

@@ -97,7 +97,9 @@ def saved_inputs(name, seed=0, n=4):
 
         return tpmt_inputs(rng, n, get_config("cpu"))
     if name in ("lgatr", "plain"):
-        return lgatr_inputs(rng, n, 12, 8)
+        from data.lgatr import SCALAR_FEATURES
+
+        return lgatr_inputs(rng, n, 12, len(SCALAR_FEATURES))
     if name in ("metperceiver", "deepmet"):
         return met_inputs(rng, n, 12_288, 5 if name == "metperceiver" else 9, max_real=300)
     if name.startswith("partau"):

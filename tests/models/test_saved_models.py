@@ -42,8 +42,20 @@ def test_saved_lgatr_matches_the_lgatr_loader(tmp_path):
     model = _load("saved_models/lgatr/lgatr.keras")
     path = str(tmp_path / "tt.root")
     io.write_events(path, to_root_columns(generate(30, 5)))
-    tops = model.predict(load(path)["inputs"], verbose=0)["tops"]
+    x = load(path)["inputs"]
+    tops = model.predict(x, verbose=0)["tops"]
     assert tops.shape == (30, 2, 4) and np.all(np.isfinite(tops))
+    # the symmetry the spurions keep: rotating every input about the beam axis rotates the
+    # predicted tops the same way (float32)
+    a = 0.7
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
+    turned = dict(x, fourvectors=x["fourvectors"].copy())
+    turned["fourvectors"][..., :2] = x["fourvectors"][..., :2] @ rot.T
+    moved = model.predict(turned, verbose=0)["tops"]
+    expected = tops.copy()
+    expected[..., :2] = tops[..., :2] @ rot.T
+    err = np.abs(moved - expected).max() / np.abs(expected).max()
+    assert err < 1e-4, err
 
 
 def test_saved_met_models_load_and_rebuild_met(pu_file):
