@@ -132,7 +132,7 @@ def test_onshell_tops_layer_hand_computed():
 
 def test_config_rejects_physical_loss_without_onshell_output():
     with pytest.raises(ValueError, match="onshell"):
-        get_config("default", output="fourvector")
+        get_config("default", output="fourvector", loss="physical")
     assert get_config("default", output="fourvector", loss="mse").loss == "mse"
 
 
@@ -180,7 +180,7 @@ def test_layer_config_round_trip(layer):
     "output, loss, terms",
     [
         ("fourvector", "mse", {"top_momentum_mse", "ttbar_mass_mse"}),
-        ("onshell", "physical", {"top_log_pt", "top_rapidity", "top_phi", "ttbar_log_mass"}),
+        ("onshell", "physical", {"top_log_pt", "top_rapidity", "top_transverse", "ttbar_log_mass"}),
     ],
 )
 def test_model_keras_round_trip_and_training_step(builder, output, loss, terms, tmp_path):
@@ -249,7 +249,8 @@ def test_physical_loss_hand_computed():
     log_pt = np.log(np.sqrt(200.0**2 + 1) / np.sqrt(100.0**2 + 1)) ** 2 / 2
     assert terms["log_pt"] == pytest.approx(log_pt, rel=1e-5)
     assert terms["rapidity"] == pytest.approx(0.0, abs=1e-10)
-    assert terms["phi"] == pytest.approx(2.0 * (1.0 - 0.0) / 2, rel=1e-4)
+    # transverse: (-100, 200) off a 100 GeV top, over the two tops
+    assert terms["transverse"] == pytest.approx(5e4 / (100.0**2 + 1) / 2, rel=1e-5)
 
     def mtt(p):
         s = p.sum(1)[0]
@@ -257,7 +258,7 @@ def test_physical_loss_hand_computed():
 
     assert terms["log_mtt"] == pytest.approx(np.log(mtt(pred) / mtt(true)) ** 2, rel=1e-3)
     total = float(physical_top_loss(true, pred, mass_weight=2.0)[0])
-    expected = terms["log_pt"] + terms["phi"] + 2.0 * terms["log_mtt"]
+    expected = terms["log_pt"] + terms["transverse"] + 2.0 * terms["log_mtt"]
     assert total == pytest.approx(expected, rel=1e-5)
     loss = PhysicalTopLoss(mass_weight=2.0)
     assert float(loss(true, pred)) == pytest.approx(expected, rel=1e-5)
