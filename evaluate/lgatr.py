@@ -5,7 +5,8 @@ Writes DIR/predictions.root, DIR/metrics.json, PNG plots and the model card DIR/
 Figures of merit per method and quantity, from d = (pred - true) / true (seed 004):
 RB = mean(d), Res = sqrt(mean(d^2) - RB^2) as defined in the talk, and the robust pair
 median(d), (P84 - P16) / 2 (`evaluate.metrics.relative_bias_resolution`). The top rapidity
-is near zero, so for it d = pred - true (absolute). Top pT and rapidity pool top and antitop.
+is near zero, so for it d = pred - true (absolute); for the azimuth d = pred - true wrapped into
+[-pi, pi). Top pT, rapidity and azimuth pool top and antitop.
 
 The analytic method is `solve_dilepton` on the loader's b candidates (truth-matched jets, or the
 two leading jets paired by min m_lb) with the `min_mtt` rule among real solutions and BDH's
@@ -27,8 +28,8 @@ import numpy as np
 from data import checks
 from data.errors import UserError, cli
 
-QUANTITIES = ("top_pt", "top_y", "m_tt", "pt_tt")
-ABSOLUTE = ("top_y",)  # compared as pred - true: the rapidity is near zero
+QUANTITIES = ("top_pt", "top_y", "top_phi", "m_tt", "pt_tt")
+ABSOLUTE = ("top_y", "top_phi")  # compared as pred - true: near zero, or an angle
 
 
 def parse_args(argv):
@@ -75,6 +76,7 @@ def kinematics(p):
     m2 = e**2 - px**2 - py**2 - pz**2
     return {
         "pt": np.hypot(px, py),
+        "phi": np.arctan2(py, px),
         "y": np.where(np.isfinite(y), y, np.nan),
         "mass": np.sign(m2) * np.sqrt(np.abs(m2)),
     }
@@ -86,6 +88,7 @@ def observables(tops):
     return {
         "top_pt": t["pt"],
         "top_y": t["y"],
+        "top_phi": t["phi"],
         "top_mass": t["mass"],
         "m_tt": tt["mass"],
         "pt_tt": tt["pt"],
@@ -146,6 +149,8 @@ def figures(obs, true, sel=None):
         if sel is not None:
             s = np.concatenate([sel, sel]) if len(p) == 2 * len(sel) else sel
             p, t = p[s], t[s]
+        if q == "top_phi":  # the wrapped difference, compared with a true value of 0
+            p, t = (p - t + np.pi) % (2 * np.pi) - np.pi, np.zeros_like(t)
         relative = q not in ABSOLUTE
         robust = (
             metrics.relative_bias_resolution(p, t)

@@ -10,6 +10,7 @@ COLORS = {"true": "k", "lgatr": "C0", "plain": "C1", "analytic": "C2"}
 QUANTITY_LABELS = {
     "top_pt": ("top $p_T$", "(pred - true) / true"),
     "top_y": ("top rapidity $y$", "pred - true (absolute)"),
+    "top_phi": ("top azimuth $\\phi$", "pred - true (absolute, rad)"),
     "m_tt": ("$m_{t\\bar{t}}$", "(pred - true) / true"),
     "pt_tt": ("$p_T(t\\bar{t})$", "(pred - true) / true"),
 }

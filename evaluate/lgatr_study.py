@@ -32,7 +32,13 @@ SPURION_NAMES = {
     ("beam_time", "spacelike"): "beam vector + time",
     ("beam_time", "xyplane"): "x-y plane + time (default)",
 }
-STUDY_QUANTITIES = ("top_pt", "m_tt", "top_y", "pt_tt")
+STUDY_QUANTITIES = {
+    "top_pt": "top pT",
+    "m_tt": "m_tt",
+    "top_y": "top y (abs.)",
+    "top_phi": "top phi (abs., rad)",
+    "pt_tt": "pT(tt)",
+}
 
 
 def parse_args(argv):
@@ -110,7 +116,7 @@ def tables(runs, analytic, n_test):
         cells = [f"{m[q]['median']:+.3f} / {m[q]['res_quantile']:.3f}" for q in STUDY_QUANTITIES]
         return f"| {name} | " + " | ".join(cells) + " |"
 
-    head = "| top pT | m_tt | top y (abs.) | pT(tt) |"
+    head = "| " + " | ".join(STUDY_QUANTITIES.values()) + " |"
     lines = [
         f"Robust median / (P84 - P16) / 2 of (pred - true) / true on {n_test} test events.",
         "",

@@ -157,3 +157,17 @@ def test_evaluate_missing_branch_exits_2(tmp_path, capsys):
     assert err.value.code == 2
     message = capsys.readouterr().err.strip()
     assert len(message.splitlines()) == 1 and "Muon_pt" in message, message
+
+
+def test_top_phi_difference_is_wrapped():
+    """A prediction at phi = 3.1 for a true -3.1 is 0.083 rad off (clockwise), not 6.2."""
+    import numpy as np
+
+    n = 3
+    true = {q: np.ones(n) for q in evaluate_lgatr.QUANTITIES}
+    pred = {q: np.ones(n) for q in evaluate_lgatr.QUANTITIES}
+    true["top_phi"], pred["top_phi"] = np.array([-3.1, 0.0, 1.0]), np.array([3.1, 0.1, 1.0])
+    f = evaluate_lgatr.figures(pred, true)["top_phi"]
+    d = [6.2 - 2 * np.pi, 0.1, 0.0]
+    assert f["robust"]["median"] == pytest.approx(np.median(d), abs=1e-9)
+    assert f["seed"]["rb"] == pytest.approx(np.mean(d), abs=1e-9)
