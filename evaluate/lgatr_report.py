@@ -241,8 +241,9 @@ def model_card(res, args, plot_files, path):
     ]
     onshell = [m for m in methods if np.ptp(res["all"][m]["top_mass_quantiles"]) < 0.1]
     lines += [
-        "On shell by construction (`OnShellTops`: the predicted three-momentum with "
-        "E = sqrt(p^2 + m_t^2)): " + ", ".join(LABELS[m] for m in onshell) + ".",
+        "On shell by construction: " + ", ".join(LABELS[m] for m in onshell) + " (the networks "
+        "through `OnShellTops`, the predicted three-momentum with E = sqrt(p^2 + m_t^2); the "
+        "analytic solution through its top and W mass constraints).",
         "",
     ] if onshell else [
         "The networks regress (px, py, pz, E) with an MSE: the top mass is not constrained, "

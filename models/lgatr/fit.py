@@ -60,6 +60,7 @@ def parse_args(argv):
         help="events read at a time from a file; 4 chunks are shuffled together",
     )
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: preset)")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--mass-weight", type=float, default=None, help="weight of the m_tt loss term")
@@ -276,6 +277,7 @@ def main_impl(args, argv=None):
             verbose=0 if args.quiet else 2,
             seed=args.seed,
             restart=args.restart,
+            max_minutes=args.max_minutes,
             **plan.fit_options(args.out),
         )
     seconds = time.perf_counter() - start
