@@ -171,28 +171,21 @@ class PhysicalTopLoss(keras.losses.Loss):
         return {"mass_weight": self.mass_weight, "name": self.name, "reduction": self.reduction}
 
 
-@keras.saving.register_keras_serializable(package="hepformers")
-def top_log_pt(y_true, y_pred):
-    """The log_pt term of `physical_terms` (B,)."""
-    return physical_terms(y_true, y_pred)["log_pt"]
+def _term_metric(term, name):
+    """A registered (serializable) metric function returning one `physical_terms` term."""
+
+    def fn(y_true, y_pred):
+        return physical_terms(y_true, y_pred)[term]
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"The {term} term of `physical_terms` (B,)."
+    return keras.saving.register_keras_serializable(package="hepformers", name=name)(fn)
 
 
-@keras.saving.register_keras_serializable(package="hepformers")
-def top_rapidity(y_true, y_pred):
-    """The rapidity term of `physical_terms` (B,)."""
-    return physical_terms(y_true, y_pred)["rapidity"]
-
-
-@keras.saving.register_keras_serializable(package="hepformers")
-def top_transverse(y_true, y_pred):
-    """The transverse term of `physical_terms` (B,)."""
-    return physical_terms(y_true, y_pred)["transverse"]
-
-
-@keras.saving.register_keras_serializable(package="hepformers")
-def ttbar_log_mass(y_true, y_pred):
-    """The log_mtt term of `physical_terms` (B,)."""
-    return physical_terms(y_true, y_pred)["log_mtt"]
+top_log_pt = _term_metric("log_pt", "top_log_pt")
+top_rapidity = _term_metric("rapidity", "top_rapidity")
+top_transverse = _term_metric("transverse", "top_transverse")
+ttbar_log_mass = _term_metric("log_mtt", "ttbar_log_mass")
 
 
 def physical_term_metrics():
