@@ -22,6 +22,17 @@ SCALAR_FEATURES = ("is_lepton", "is_antilepton", "is_b", "is_bbar", "is_met", "i
 """Default per-object scalar features: Lorentz invariants (object-type one-hot)."""
 
 
+CHOICES = {
+    "spurions": ("none", "beam", "beam_time"),
+    "beam_spurion": ("xyplane", "spacelike", "lightlike", "timelike"),
+    "spurion_mode": ("token", "channel"),
+    "readout": ("global", "leptons"),
+    "output": ("onshell", "fourvector"),
+    "loss": ("mse", "physical"),
+}
+"""Allowed values of the string fields of `LGATrConfig` (also the fit CLI's choices)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class LGATrConfig:
     """Hyperparameters of the L-GATr top reconstruction model and its plain baseline.
@@ -89,15 +100,7 @@ class LGATrConfig:
     min_learning_rate: float = 1e-6
 
     def __post_init__(self):
-        checks = {
-            "spurions": ("none", "beam", "beam_time"),
-            "beam_spurion": ("xyplane", "spacelike", "lightlike", "timelike"),
-            "spurion_mode": ("token", "channel"),
-            "readout": ("global", "leptons"),
-            "output": ("onshell", "fourvector"),
-            "loss": ("physical", "mse"),
-        }
-        for field, allowed in checks.items():
+        for field, allowed in CHOICES.items():
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field} must be one of {allowed}, got {getattr(self, field)!r}")
         if self.loss == "physical" and self.output != "onshell":

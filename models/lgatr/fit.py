@@ -64,17 +64,17 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--mass-weight", type=float, default=None, help="weight of the m_tt loss term")
-    p.add_argument("--output", default=None, choices=("onshell", "fourvector"), help="top output")
-    p.add_argument("--loss", default=None, choices=("physical", "mse"), help="loss (see losses.py)")
-    p.add_argument(
-        "--spurions", default=None, choices=("none", "beam", "beam_time"), help="symmetry breaking"
-    )
-    p.add_argument(
-        "--beam-spurion",
-        default=None,
-        choices=("xyplane", "spacelike", "lightlike", "timelike"),
-        help="beam spurion: x-y plane bivector or a beam vector",
-    )
+    from models.lgatr.config import CHOICES
+
+    for field, help_text in (
+        ("output", "top output: on shell or raw four-vectors"),
+        ("loss", "loss (see models/lgatr/losses.py)"),
+        ("spurions", "symmetry breaking"),
+        ("beam_spurion", "beam spurion: x-y plane bivector or a beam vector"),
+    ):
+        p.add_argument(
+            "--" + field.replace("_", "-"), default=None, choices=CHOICES[field], help=help_text
+        )
     p.add_argument("--seed", type=int, default=1, help="random seed (sample, split, weights)")
     checks.add_out_arguments(p, "lgatr")
     p.add_argument("--cache", default="cache/ttbar", help="folder of generated samples")
