@@ -14,7 +14,7 @@ from data.errors import UserError
 
 TAU_MASS = 1.77686  # GeV, PDG
 CHANNELS = {"tauh-tauh": 0, "mu-tauh": 1, "e-tauh": 2}
-PROCESSES = {"flat": 0, "h125": 1, "dy": 2, "ttbar": 3, "bsm350": 4}
+PROCESSES = {"flat": 0, "h125": 1, "dy": 2, "ttbar": 3, "bsm350": 4, "flatz": 5}
 MAX_PRODUCTS, MAX_JETS = 10, 3
 JET_CLEANING_DR = 0.4
 

@@ -24,10 +24,11 @@ import time
 import numpy as np
 
 from data import checks
+from data.ditau import PROCESSES
 from data.errors import UserError, cli
 
 METHODS = ("tpmt", "fastmtt", "collinear", "vis")
-PROCESS_NAMES = {0: "flat", 1: "h125", 2: "dy", 3: "ttbar", 4: "bsm350", -1: "unknown"}
+PROCESS_NAMES = {**{v: k for k, v in PROCESSES.items()}, -1: "unknown"}
 CHANNEL_NAMES = {0: "tauh-tauh", 1: "mu-tauh", 2: "e-tauh"}
 FLAT_EDGES = np.arange(30.0, 310.0, 20.0)
 
@@ -253,6 +254,13 @@ def compute_metrics(p):
                 b = flat & (p["m_true"] >= lo) & (p["m_true"] < hi)
                 cov = interval_coverage(p["m_tpmt_q16"][b], p["m_tpmt_q84"][b], p["m_true"][b])
                 res["flat_coverage"].append({"lo": float(lo), "hi": float(hi), **cov})
+    # the vector-boson flat sample: the same response for Z-like tau spin correlations
+    flatz = p["process"] == PROCESSES["flatz"]
+    if flatz.sum() >= 50:
+        res["flatz_response"] = {
+            m: metrics.binned_response(p[f"m_{m}"][flatz], p["m_true"][flatz], FLAT_EDGES)
+            for m in METHODS
+        }
     genuine = p["process"] != 3
     for i in (1, 2):
         res[f"tau{i}_pt"] = {

@@ -162,6 +162,21 @@ def model_card(res, args, path):
                 + " |"
                 + (f" {_fmt(coverage[i]['coverage_68'])} |" if coverage else "")
             )
+    if res.get("flatz_response"):
+        rows = res["flatz_response"]
+        lines += [
+            "",
+            "## Response versus true mass (flat vector-boson sample, Z -> tautau)",
+            "",
+            "| m_true [GeV] | " + " | ".join(LABELS.values()) + " |",
+            "|---|" + "---|" * len(LABELS),
+        ]
+        for i, r in enumerate(rows["tpmt"]):
+            lines.append(
+                f"| {r['lo']:.0f}-{r['hi']:.0f} (n={r['n']}) | "
+                + " | ".join(_fmt(rows[m][i]["median"]) for m in LABELS)
+                + " |"
+            )
     lines += ["", "## Tau pT (genuine taus)", "", "| | TPMT | reco (visible) |", "|---|---|---|"]
     for i in (1, 2):
         r = res[f"tau{i}_pt"]

@@ -34,7 +34,7 @@ def parse_args(argv):
     p.add_argument(
         "--process",
         default=None,
-        help="ditau: flat, h125, dy, ttbar or bsm350 (default h125); fcctau: ztautau or zqq "
+        help="ditau: flat, flatz, h125, dy, ttbar or bsm350 (default h125); fcctau: ztautau or zqq "
         "(default ztautau); scouttau: lowmass or minbias (zero bias; default lowmass)",
     )
     p.add_argument(

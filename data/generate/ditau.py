@@ -2,17 +2,19 @@
 
 Processes (13.6 TeV): `flat` (ggH + VBF H -> tautau, boson mass flat in 30-300 GeV), `h125`
 (ggH + VBF at 125 GeV), `dy` (Z/gamma* -> tautau, mHat > 50 GeV), `ttbar` (inclusive, taus are
-jets faking tau_h, matched to top daughters), `bsm350` (ggH + bbH-like scalar at 350 GeV).
+jets faking tau_h, matched to top daughters), `bsm350` (ggH + bbH-like scalar at 350 GeV),
+`flatz` (qqbar -> Z -> tautau with the Z mass flat in 30-300 GeV: the vector counterpart of
+`flat`; Pythia's TauDecays gives its taus the Z's helicity correlations, not the scalar's).
 """
 
 import numpy as np
 
 from data.detector import cms
+from data.ditau import PROCESSES  # noqa: F401  (the process codes written to the files)
 from data.generate import ditau_events, redecay
 from data.generate.batches import Timing, collect, subseed  # noqa: F401  (Timing re-exported)
 from data.generate.pythia import make_pythia, reinit
 
-PROCESSES = {"flat": 0, "h125": 1, "dy": 2, "ttbar": 3, "bsm350": 4}
 CHANNELS = {"tauh-tauh": 0, "mu-tauh": 1, "e-tauh": 2}
 FLAT_MASS_RANGE = (30.0, 300.0)
 EVENTS_PER_MASS_POINT = 250  # re-initialising Pythia costs ~0.3 s, ~15% of a point's time
@@ -27,6 +29,8 @@ _DY = (
     "23:onIfAny = 15",
     "PhaseSpace:mHatMin = 50.",
 )
+# Z only (no photon), so the mass point is the Z's and the taus carry its V-A correlations
+_FLATZ = ("WeakSingleBoson:ffbar2gmZ = on", "WeakZ0:gmZmode = 2", "23:onMode = off", "23:onIfAny = 15")
 _TTBAR = ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on")
 
 
@@ -40,6 +44,21 @@ def higgs_decay(mass):
         "25:doForceWidth = on",
         f"25:mMin = {max(mass - 1.0, 1.0):.4f}",
         f"25:mMax = {mass + 1.0:.4f}",
+    )
+
+
+def z_decay(mass):
+    """A narrow Z of `mass` GeV (SM couplings) decaying only to tau pairs; the phase-space
+    window follows the mass, since mHat is the Z's mass in this 2 -> 1 process."""
+    window = (max(mass - 1.0, 1.0), mass + 1.0)
+    return (
+        f"23:m0 = {mass:.4f}",
+        "23:mWidth = 0.01",
+        "23:doForceWidth = on",
+        f"23:mMin = {window[0]:.4f}",
+        f"23:mMax = {window[1]:.4f}",
+        f"PhaseSpace:mHatMin = {window[0]:.4f}",
+        f"PhaseSpace:mHatMax = {window[1]:.4f}",
     )
 
 
@@ -87,16 +106,17 @@ def generate(
     decayer = redecay.TauDecayer(subseed(seed, worker, 99_991)) if tau_decays > 1 else None
 
     def next_batch(point):
-        if process == "flat":
+        if process in ("flat", "flatz"):
             # one instance per production mode, re-initialised at each new mass point
-            k = point % 2
+            modes, boson, decay = (
+                ((_GGH, _VBF), 25, higgs_decay) if process == "flat" else ((_FLATZ,), 23, z_decay)
+            )
+            k = point % len(modes)
             mass = float(rng.uniform(*FLAT_MASS_RANGE))
             if k not in instances:
-                instances[k] = make_pythia(
-                    (_GGH, _VBF)[k] + undecayed, subseed(seed, worker, point)
-                )
-            reinit(instances[k], higgs_decay(mass), subseed(seed, worker, point))
-            current.update(py=instances[k], boson=25)
+                instances[k] = make_pythia(modes[k] + undecayed, subseed(seed, worker, point))
+            reinit(instances[k], decay(mass), subseed(seed, worker, point))
+            current.update(py=instances[k], boson=boson)
             return instances[k].nextBatch(EVENTS_PER_MASS_POINT, "skip")
         options = streams(process)
         k = point % len(options)

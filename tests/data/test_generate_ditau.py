@@ -102,12 +102,13 @@ def test_other_processes_selection(small_sample):
         assert (boson > 50.0).all()
 
 
-def test_flat_masses_in_range(tmp_path):
-    cols = generate("flat", 50, 2)
+@pytest.mark.parametrize("process", ["flat", "flatz"])
+def test_flat_masses_in_range(tmp_path, process):
+    cols = generate(process, 50, 2)
     path = str(tmp_path / "flat.root")
     io.write_events(path, to_root_columns(cols))
     a = _read(path)
-    _check_selection(a, "flat")
+    _check_selection(a, process)
     _check_genuine(a)
     boson = ak.to_numpy(a.GenBoson_mass)
     lo, hi = FLAT_MASS_RANGE
