@@ -126,6 +126,12 @@ FIT_EXTRA = [
         "holds an L-GATr model (inputs fourvectors, mask, scalars), not TPMT",
     ),
     (
+        "lgatr",
+        "init-from-other-model",
+        ["--init-from", "{saved}/tpmt/tpmt.keras", "--out", "{out}"],
+        "holds a TPMT model",
+    ),
+    (
         "metperceiver",
         "init-from-other-model",
         ["--init-from", "{saved}/metperceiver/deepmet.keras", "--out", "{out}"],

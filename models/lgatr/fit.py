@@ -29,7 +29,8 @@ from data import checks
 from data.errors import UserError, cli
 from data.generate.__main__ import cached
 
-MODELS = ("lgatr", "plain")
+INIT_MODELS = {"lgatr": "L-GATr", "plain": "plain transformer"}  # model -> checks.MODEL_NAMES
+MODELS = tuple(INIT_MODELS)
 DEFAULT_EVENTS = 20000  # ~5 min of generation with 2 workers
 CHUNK_EVENTS = 5000  # events read at a time from a file (--chunk-events)
 
@@ -79,6 +80,12 @@ def parse_args(argv):
     checks.add_out_arguments(p, "lgatr")
     p.add_argument("--cache", default="cache/ttbar", help="folder of generated samples")
     p.add_argument("--drop-nonfinite", action="store_true", help="drop events with NaN/inf")
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="start from the weights of a trained .keras of the same model and preset "
+        "(continue a training with more epochs or another learning rate)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     p.add_argument(
         "--restart",
@@ -248,7 +255,17 @@ def main_impl(args, argv=None):
     n_train, n_val = int(sum(train.counts)), len(val[1]["tops"])
     builder = build_model if args.model == "lgatr" else build_plain_transformer
     with plan.scope():  # the model's variables live on every device of the run
-        model = compile_model(builder(config), config)
+        model = builder(config)
+        if args.init_from:
+            start = training.load_trained(args.init_from, INIT_MODELS[args.model])
+            try:
+                model.set_weights(start.get_weights())
+            except ValueError:
+                raise UserError(
+                    f"{args.init_from} does not have the architecture of {args.model} preset "
+                    f"{args.preset} with these settings"
+                ) from None
+        model = compile_model(model, config)
     print(
         f"{args.model} preset {args.preset}: {model.count_params()} parameters, "
         f"{n_train} training events (streamed from {len(files)} files) and {n_val} validation",
@@ -312,6 +329,8 @@ def check_args(args):
     """Argument checks that need no data and no backend (run before any work)."""
     checks.fit_args(args)
     checks.non_negative(args.mass_weight, "--mass-weight")
+    if args.init_from:
+        checks.model_file(args.init_from, INIT_MODELS[args.model], "--init-from")
     from models import distribute
 
     distribute.check_fit_args(args, "lgatr")

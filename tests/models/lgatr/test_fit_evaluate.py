@@ -3,6 +3,8 @@
 import json
 import os
 
+import keras
+import numpy as np
 import pytest
 
 from data import io
@@ -59,6 +61,21 @@ def test_fit_then_evaluate(sample, tiny_preset, tmp_path):
     assert len(columns["lgatr_m_tt"]) == metrics["n_events"]
     card = open(os.path.join(ev, "README.md")).read()
     assert "python -m evaluate.lgatr" in card and "python -m models.lgatr.fit" in card
+
+    # --init-from continues from the saved weights (at a negligible rate they stay put)
+    more = str(tmp_path / "more")
+    fit.main(
+        ["--preset", "tiny", "--data", sample, "--out", more, "--quiet", "--init-from", model]
+        + ["--learning-rate", "1e-12"]
+    )
+    before, after = (
+        keras.models.load_model(m).get_weights() for m in (model, os.path.join(more, "lgatr.keras"))
+    )
+    for a, b in zip(before, after):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(SystemExit) as exc:  # another architecture: one clear line
+        fit.main(["--data", sample, "--out", str(tmp_path / "x"), "--init-from", model])
+    assert exc.value.code == 2
 
     st = str(tmp_path / "study")
     lgatr_study.main(["--runs", out, "--input", sample, "--out", st])
