@@ -142,41 +142,12 @@ def model_card(res, args, path):
                 )
                 + " |"
             )
-    if res.get("flat_response"):
-        lines += [
-            "",
-            "## Response versus true mass (flat sample)",
-            "",
-            "| m_true [GeV] | " + " | ".join(LABELS.values()) + " |",
-            "|---|" + "---|" * len(LABELS),
-        ]
-        rows = res["flat_response"]
-        coverage = res.get("flat_coverage")
-        if coverage:
-            lines[-2] += " TPMT 68% coverage |"
-            lines[-1] += "---|"
-        for i, r in enumerate(rows["tpmt"]):
-            lines.append(
-                f"| {r['lo']:.0f}-{r['hi']:.0f} (n={r['n']}) | "
-                + " | ".join(_fmt(rows[m][i]["median"]) for m in LABELS)
-                + " |"
-                + (f" {_fmt(coverage[i]['coverage_68'])} |" if coverage else "")
-            )
-    if res.get("flatz_response"):
-        rows = res["flatz_response"]
-        lines += [
-            "",
-            "## Response versus true mass (flat vector-boson sample, Z -> tautau)",
-            "",
-            "| m_true [GeV] | " + " | ".join(LABELS.values()) + " |",
-            "|---|" + "---|" * len(LABELS),
-        ]
-        for i, r in enumerate(rows["tpmt"]):
-            lines.append(
-                f"| {r['lo']:.0f}-{r['hi']:.0f} (n={r['n']}) | "
-                + " | ".join(_fmt(rows[m][i]["median"]) for m in LABELS)
-                + " |"
-            )
+    for key, title, coverage in (
+        ("flat_response", "flat sample", res.get("flat_coverage")),
+        ("flatz_response", "flat vector-boson sample, Z -> tautau", None),
+    ):
+        if res.get(key):
+            lines += _response_table(res[key], title, coverage)
     lines += ["", "## Tau pT (genuine taus)", "", "| | TPMT | reco (visible) |", "|---|---|---|"]
     for i in (1, 2):
         r = res[f"tau{i}_pt"]
@@ -208,6 +179,28 @@ def model_card(res, args, path):
             lines += ["", f.read().strip(), ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
+
+
+def _response_table(rows, title, coverage=None):
+    """Median m/m_true per true-mass bin, one column per method (+ the TPMT coverage)."""
+    lines = [
+        "",
+        f"## Response versus true mass ({title})",
+        "",
+        "| m_true [GeV] | "
+        + " | ".join(LABELS.values())
+        + " |"
+        + (" TPMT 68% coverage |" if coverage else ""),
+        "|---|" + "---|" * len(LABELS) + ("---|" if coverage else ""),
+    ]
+    for i, r in enumerate(rows["tpmt"]):
+        lines.append(
+            f"| {r['lo']:.0f}-{r['hi']:.0f} (n={r['n']}) | "
+            + " | ".join(_fmt(rows[m][i]["median"]) for m in LABELS)
+            + " |"
+            + (f" {_fmt(coverage[i]['coverage_68'])} |" if coverage else "")
+        )
+    return lines
 
 
 def _uncertainty_section(res):

@@ -371,6 +371,20 @@ def load_trained(path, expected=None):
         raise UserError(f"cannot load {path} as a Keras model ({type(err).__name__})") from None
 
 
+def init_from(model, path, expected, architecture):
+    """Copy the weights of the trained `.keras` file `path` (a model of `expected`, see
+    `load_trained`) into `model` (a fit's `--init-from`); `architecture` names what the file
+    must match in the one-line error otherwise (e.g. "preset default")."""
+    from data.errors import UserError
+
+    start = load_trained(path, expected)
+    try:
+        model.set_weights(start.get_weights())
+    except ValueError:
+        raise UserError(f"{path} does not have the architecture of {architecture}") from None
+    return model
+
+
 def save_model(model, path):
     """`model.save(path)` atomically: a temporary file in the same folder, then a rename, so a
     kill never leaves a half-written `.keras` (nor destroys the previous one)."""

@@ -30,7 +30,12 @@ _DY = (
     "PhaseSpace:mHatMin = 50.",
 )
 # Z only (no photon), so the mass point is the Z's and the taus carry its V-A correlations
-_FLATZ = ("WeakSingleBoson:ffbar2gmZ = on", "WeakZ0:gmZmode = 2", "23:onMode = off", "23:onIfAny = 15")
+_FLATZ = (
+    "WeakSingleBoson:ffbar2gmZ = on",
+    "WeakZ0:gmZmode = 2",
+    "23:onMode = off",
+    "23:onIfAny = 15",
+)
 _TTBAR = ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on")
 
 

@@ -257,14 +257,12 @@ def main_impl(args, argv=None):
     with plan.scope():  # the model's variables live on every device of the run
         model = builder(config)
         if args.init_from:
-            start = training.load_trained(args.init_from, INIT_MODELS[args.model])
-            try:
-                model.set_weights(start.get_weights())
-            except ValueError:
-                raise UserError(
-                    f"{args.init_from} does not have the architecture of {args.model} preset "
-                    f"{args.preset} with these settings"
-                ) from None
+            training.init_from(
+                model,
+                args.init_from,
+                INIT_MODELS[args.model],
+                f"{args.model} preset {args.preset} with these settings",
+            )
         model = compile_model(model, config)
     print(
         f"{args.model} preset {args.preset}: {model.count_params()} parameters, "

@@ -300,13 +300,9 @@ def main_impl(args):
     with plan.scope():  # the model's variables live on every device of the run
         model = build_model(config)
         if args.init_from:
-            start = training.load_trained(args.init_from, INIT_MODELS[config.variant])
-            try:
-                model.set_weights(start.get_weights())
-            except ValueError:
-                raise UserError(
-                    f"{args.init_from} does not have the architecture of preset {args.preset}"
-                ) from None
+            training.init_from(
+                model, args.init_from, INIT_MODELS[config.variant], f"preset {args.preset}"
+            )
         jit = keras.backend.backend() == "tensorflow" and not args.no_jit
         compile_model(model, config, jit_compile=True if jit else "auto")
     n_train = int(sum(scan.counts))

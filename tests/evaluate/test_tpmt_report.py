@@ -26,11 +26,15 @@ def test_resonant_model_reads_its_own_folder_not_the_flat_models(tmp_path):
     _run_config(tmp_path, ["flat_0000.root"])  # the default model's run, next to tpmt.keras
     _run_config(tmp_path / "tpmt_resonant_sm", ["h125_train_0000.root"])
     assert _run_folder(str(tmp_path / "tpmt.keras")) == str(tmp_path)
-    assert _run_folder(str(tmp_path / "tpmt_resonant_sm.keras")) == str(tmp_path / "tpmt_resonant_sm")
+    assert _run_folder(str(tmp_path / "tpmt_resonant_sm.keras")) == str(
+        tmp_path / "tpmt_resonant_sm"
+    )
     # a model without its own folder falls back to the folder it sits in
     assert _run_folder(str(tmp_path / "other.keras")) == str(tmp_path)
 
-    args = Namespace(model=str(tmp_path / "tpmt_resonant_sm.keras"), input=["a.root"], out=str(tmp_path))
+    args = Namespace(
+        model=str(tmp_path / "tpmt_resonant_sm.keras"), input=["a.root"], out=str(tmp_path)
+    )
     model_card(RES, args, str(tmp_path / "README.md"))
     text = (tmp_path / "README.md").read_text()
     assert "h125_train_0000.root" in text and "flat_0000.root" not in text

@@ -103,7 +103,9 @@ def test_calibrate_cli_bad_inputs(tmp_path, capsys):
 
     missing = str(tmp_path / "none.keras")
     with pytest.raises(SystemExit) as err:
-        calibrate.main(["--model", missing, "--input", "x.root", "--out", str(tmp_path / "o.keras")])
+        calibrate.main(
+            ["--model", missing, "--input", "x.root", "--out", str(tmp_path / "o.keras")]
+        )
     assert err.value.code == 2
     with pytest.raises(SystemExit) as err:
         calibrate.main(["--model", missing, "--input", "x.root", "--out", str(tmp_path / "o.h5")])
