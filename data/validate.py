@@ -18,14 +18,14 @@ import awkward as ak
 import numpy as np
 
 from data import checks, io
-from data.ditau import PROCESSES
+from data.ditau import CHANNELS, PROCESSES
 from data.errors import UserError, cli
 from data.generate.tau_decays import HADRONIC, PDG_FRACTIONS, pdg_group
 
 SAMPLES = ("ditau",)
 PROCESS_NAMES = {v: k for k, v in PROCESSES.items()}
 CHANNEL_NAMES = {0: r"$\tau_h\tau_h$", 1: r"$\mu\tau_h$", 2: r"$e\tau_h$"}
-CHANNEL_KEYS = {0: "tauh-tauh", 1: "mu-tauh", 2: "e-tauh"}
+CHANNEL_KEYS = {v: k for k, v in CHANNELS.items()}
 EVENT_BRANCHES = [
     "process",
     "channel",

@@ -24,12 +24,12 @@ import time
 import numpy as np
 
 from data import checks
-from data.ditau import PROCESSES
+from data.ditau import CHANNELS, PROCESSES
 from data.errors import UserError, cli
 
 METHODS = ("tpmt", "fastmtt", "collinear", "vis")
 PROCESS_NAMES = {**{v: k for k, v in PROCESSES.items()}, -1: "unknown"}
-CHANNEL_NAMES = {0: "tauh-tauh", 1: "mu-tauh", 2: "e-tauh"}
+CHANNEL_NAMES = {v: k for k, v in CHANNELS.items()}
 FLAT_EDGES = np.arange(30.0, 310.0, 20.0)
 
 

@@ -10,12 +10,11 @@ jets faking tau_h, matched to top daughters), `bsm350` (ggH + bbH-like scalar at
 import numpy as np
 
 from data.detector import cms
-from data.ditau import PROCESSES  # noqa: F401  (the process codes written to the files)
+from data.ditau import PROCESSES  # the process codes written to the files
 from data.generate import ditau_events, redecay
 from data.generate.batches import Timing, collect, subseed  # noqa: F401  (Timing re-exported)
 from data.generate.pythia import make_pythia, reinit
 
-CHANNELS = {"tauh-tauh": 0, "mu-tauh": 1, "e-tauh": 2}
 FLAT_MASS_RANGE = (30.0, 300.0)
 EVENTS_PER_MASS_POINT = 250  # re-initialising Pythia costs ~0.3 s, ~15% of a point's time
 
@@ -67,6 +66,10 @@ def z_decay(mass):
     )
 
 
+# flat-mass processes: (production modes, boson id, decay settings at a mass point)
+FLAT_PROCESSES = {"flat": ((_GGH, _VBF), 25, higgs_decay), "flatz": ((_FLATZ,), 23, z_decay)}
+
+
 def streams(process):
     """(production settings, boson mass or None) alternatives for fixed-mass processes."""
     return {
@@ -111,11 +114,9 @@ def generate(
     decayer = redecay.TauDecayer(subseed(seed, worker, 99_991)) if tau_decays > 1 else None
 
     def next_batch(point):
-        if process in ("flat", "flatz"):
+        if process in FLAT_PROCESSES:
             # one instance per production mode, re-initialised at each new mass point
-            modes, boson, decay = (
-                ((_GGH, _VBF), 25, higgs_decay) if process == "flat" else ((_FLATZ,), 23, z_decay)
-            )
+            modes, boson, decay = FLAT_PROCESSES[process]
             k = point % len(modes)
             mass = float(rng.uniform(*FLAT_MASS_RANGE))
             if k not in instances:
