@@ -262,6 +262,7 @@ def main(argv=None):
     res["models"] = {k: v for k, v in (("lgatr", args.model), ("plain", args.plain)) if v}
     res["parameters"] = {k: int(v.count_params()) for k, v in nets.items()}
     res["training"] = lgatr_report.training_summaries(res["models"])
+    res["calibration"] = lgatr_report.calibrations(res["models"])
     os.makedirs(args.out, exist_ok=True)
     io.write_events(
         os.path.join(args.out, "predictions.root"), prediction_columns(tops, obs, analytic)

@@ -116,6 +116,35 @@ def training_summaries(models):
     return out
 
 
+def calibrations(models):
+    """`<model>_calibration.json` written by `models.lgatr.calibrate` next to each model."""
+    out = {}
+    for name, path in models.items():
+        card = os.path.splitext(path)[0] + "_calibration.json"
+        if os.path.exists(card):
+            with open(card) as f:
+                out[name] = json.load(f)
+    return out
+
+
+def _calibration_lines(res):
+    lines = []
+    for m, c in res.get("calibration", {}).items():
+        ratios = c["knots_ratio"]
+        how = (
+            f"pT x {ratios[0]:.4f} (one factor: median pT_true / pT_pred)"
+            if len(set(ratios)) == 1
+            else f"pT x r(pT), {len(ratios)} knots, r = {min(ratios):.3f}-{max(ratios):.3f}"
+        )
+        lines.append(
+            f"- {LABELS[m]}: {how} on {c['events']} calibration events "
+            f"(`{c['command']}`; y, phi and the mass kept)"
+        )
+    if lines:
+        lines = ["", "Top pT response calibration (`models.lgatr.calibrate`):", "", *lines]
+    return lines
+
+
 def _fmt(x, digits=3):
     return "n/a" if x is None or not np.isfinite(x) else f"{x:+.{digits}f}"
 
@@ -161,14 +190,19 @@ def _generation_command(path):
 
 def _reproduce(res, cmd):
     files = [*res["inputs"]]
-    for s in res["training"].values():
-        files += [f for f in s.get("files", []) if f not in files]
+    cals = res.get("calibration", {})
+    for s in [*res["training"].values(), *cals.values()]:
+        files += [f for f in s.get("files", s.get("input", [])) if f not in files]
     lines = ["## Reproduce", "", "```"]
     for f in files:
         gen = _generation_command(f) or f"# {f}: user-provided file"
         if gen not in lines:  # the shards of one request share their command
             lines.append(gen)
     lines += [s["command"].strip() for s in res["training"].values()]
+    for m, c in cals.items():  # the fit wrote the network where the calibrated file goes
+        if c["model"] != res["models"][m]:
+            lines.append(f"mv {res['models'][m]} {c['model']}")
+        lines.append(c["command"])
     lines += [
         cmd,
         "```",
@@ -216,6 +250,7 @@ def model_card(res, args, plot_files, path):
             )
     else:
         lines.append("No train_summary.json next to the models.")
+    lines += _calibration_lines(res)
     lines += [
         "",
         "## Relative bias and resolution (all events)",

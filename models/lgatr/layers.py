@@ -201,3 +201,65 @@ class OnShellTops(keras.layers.Layer):
         config = super().get_config()
         config.update(top_mass=self.top_mass)
         return config
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+class TopPtCalibration(keras.layers.Layer):
+    """Response calibration of the predicted top pT at fixed rapidity, azimuth and mass.
+
+    pT -> pT * r(pT), with r piecewise linear between knots (pT_k, r_k) of predicted pT and
+    constant beyond the end knots (`calibrate.py` derives them: in bins of predicted pT, the
+    median of pT_true / pT_pred on calibration events, as jet and MET response corrections
+    are made). The transverse mass mT = sqrt(pT^2 + m^2) changes with pT and pz, E are scaled
+    by mT' / mT, so y, phi and the four-vector's own mass stay as they were.
+
+    Symmetry: the map commutes with rotations about the beam axis and with boosts along it
+    (pT and m are invariant under both, y only shifts), the symmetry the spurions leave.
+
+    Args:
+        knots_pt: increasing predicted pT values (GeV), at least 2.
+        knots_ratio: the positive ratio pT_cal / pT at each knot.
+
+    Call args:
+        tops: (B, K, 4) as (px, py, pz, E) in GeV.
+
+    Returns:
+        (B, K, 4) calibrated, same convention.
+    """
+
+    def __init__(self, knots_pt, knots_ratio, **kwargs):
+        super().__init__(**kwargs)
+        if len(knots_pt) != len(knots_ratio) or len(knots_pt) < 2:
+            raise ValueError("knots_pt and knots_ratio need the same length, at least 2")
+        if any(b <= a for a, b in zip(knots_pt, knots_pt[1:])):
+            raise ValueError("knots_pt must increase")
+        if any(not r > 0 for r in knots_ratio):
+            raise ValueError("knots_ratio must be positive")
+        self.knots_pt = [float(v) for v in knots_pt]
+        self.knots_ratio = [float(v) for v in knots_ratio]
+
+    def ratio(self, pt):
+        """r(pT) of a tensor of pT values (GeV)."""
+        x, r = self.knots_pt, self.knots_ratio
+        c = ops.clip(pt, x[0], x[-1])
+        out = ops.full_like(c, r[0])
+        for k in range(len(x) - 1):
+            out = out + (r[k + 1] - r[k]) / (x[k + 1] - x[k]) * (ops.clip(c, x[k], x[k + 1]) - x[k])
+        return out
+
+    def call(self, tops):
+        px, py, pz, e = (tops[..., i] for i in range(4))
+        pt2 = px**2 + py**2
+        mt2 = ops.maximum(e**2 - pz**2, 1e-6)  # pT^2 + m^2
+        m2 = ops.maximum(mt2 - pt2, 0.0)
+        r = self.ratio(ops.sqrt(pt2))
+        boost = ops.sqrt((r**2 * pt2 + m2) / mt2)  # mT' / mT
+        return ops.stack([px * r, py * r, pz * boost, e * boost], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(knots_pt=self.knots_pt, knots_ratio=self.knots_ratio)
+        return config

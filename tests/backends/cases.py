@@ -96,7 +96,7 @@ def saved_inputs(name, seed=0, n=4):
         from models.tpmt.config import get_config
 
         return tpmt_inputs(rng, n, get_config("cpu"))
-    if name in ("lgatr", "plain"):
+    if name.split("_")[0] in ("lgatr", "plain"):  # calibrated and uncalibrated
         from data.lgatr import SCALAR_FEATURES
 
         return lgatr_inputs(rng, n, 12, len(SCALAR_FEATURES))
