@@ -58,6 +58,20 @@ def writable_dir(path, flag="--out", *, _target=None):
     return path
 
 
+def new_keras_file(path, overwrite, flag="--out"):
+    """Check that `path` names a `.keras` file that can be written (a calibration's output);
+    an existing one is replaced only with `overwrite`.
+
+    Raises:
+        UserError: another suffix, an existing file without `overwrite`, or an unwritable place.
+    """
+    if not path.endswith(".keras"):
+        raise UserError(f"{flag} must name a .keras file, got {path}")
+    if os.path.exists(path) and not overwrite:
+        raise UserError(f"{path} exists (use --overwrite to replace it)")
+    return writable_file(path, flag)
+
+
 def writable_file(path, flag="--out", *, folder_must_exist=True):
     """Check that `path` can be written as a file (an existing file is replaced later).
 

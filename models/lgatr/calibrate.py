@@ -151,11 +151,7 @@ def main(argv=None):
     checks.positive(args.bins, "--bins")
     checks.positive(args.batch_size, "--batch-size")
     checks.positive(args.min_events, "--min-events")
-    if not args.out.endswith(".keras"):
-        raise UserError(f"--out must name a .keras file, got {args.out}")
-    if os.path.exists(args.out) and not args.overwrite:
-        raise UserError(f"{args.out} exists (use --overwrite to replace it)")
-    checks.writable_file(args.out)
+    checks.new_keras_file(args.out, args.overwrite)
     expected = ("L-GATr", "plain transformer")
     checks.model_file(args.model, expected)
     from data import io

@@ -154,11 +154,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     checks.positive(args.min_events, "--min-events")
-    if not args.out.endswith(".keras"):
-        raise UserError(f"--out must name a .keras file, got {args.out}")
-    if os.path.exists(args.out) and not args.overwrite:
-        raise UserError(f"{args.out} exists (use --overwrite to replace it)")
-    checks.writable_file(args.out)
+    checks.new_keras_file(args.out, args.overwrite)
     checks.model_file(args.model, "TPMT")
     from data import ditau, io
 
