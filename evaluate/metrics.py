@@ -83,8 +83,11 @@ def gaussian_core(x, n_sigma=1.5, iterations=5):
 
 
 def shortest_window(x, efficiency=0.9):
-    """The shortest interval [lo, hi] that contains `efficiency` of x."""
+    """The shortest interval [lo, hi] that contains `efficiency` of x; (nan, nan) without a
+    finite value (a method that was not run, e.g. `--no-fastmtt`)."""
     x = np.sort(np.asarray(x, float)[np.isfinite(x)])
+    if not len(x):
+        return float("nan"), float("nan")
     k = max(int(np.ceil(efficiency * len(x))), 1)
     widths = x[k - 1 :] - x[: len(x) - k + 1]
     i = int(np.argmin(widths))
@@ -98,7 +101,7 @@ def window_separation(signal, background, efficiency=0.9):
     inside = np.isfinite(b) & (b >= lo) & (b <= hi)
     return {
         "window": [lo, hi],
-        "background_fraction": float(inside.mean()) if len(b) else float("nan"),
+        "background_fraction": float(inside.mean()) if len(b) and np.isfinite(lo) else float("nan"),
     }
 
 

@@ -92,10 +92,13 @@ def scouttau_inputs(rng, n, max_constituents=16, n_feat=14):
 def saved_inputs(name, seed=0, n=4):
     """Valid inputs for the shipped model `saved_models/<model>/<name>.keras`."""
     rng = np.random.default_rng(seed)
-    if name.startswith("tpmt"):  # the flat, calibrated, resonant and no-products models
+    if name.startswith("tpmt"):  # the flat, calibrated, resonant, no-products, parametric models
         from models.tpmt.config import get_config
 
-        return tpmt_inputs(rng, n, get_config("cpu"))
+        x = tpmt_inputs(rng, n, get_config("cpu"))
+        if "parametric" in name:
+            x["mass_hypothesis"] = rng.uniform(30, 300, (n, 1)).astype("float32")
+        return x
     if name.split("_")[0] in ("lgatr", "plain"):  # calibrated and uncalibrated
         from data.lgatr import SCALAR_FEATURES
 
