@@ -345,6 +345,7 @@ def main(argv=None):
     res["inputs"] = args.input
     res["model"] = args.model
     res["products"] = not args.no_products
+    res["hypothesis"] = args.hypothesis if is_parametric(model) else None
     if scans:
         res["hypothesis_scan"] = {k: v for s_ in scans for k, v in s_.items()}
     with open(os.path.join(args.out, "metrics.json"), "w") as f:
