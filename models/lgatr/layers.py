@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from models.layers.geometric import ops as gops
+from models.layers.piecewise import piecewise_linear
 
 
 @keras.saving.register_keras_serializable(package="hepformers")
@@ -240,12 +241,7 @@ class TopPtCalibration(keras.layers.Layer):
 
     def ratio(self, pt):
         """r(pT) of a tensor of pT values (GeV)."""
-        x, r = self.knots_pt, self.knots_ratio
-        c = ops.clip(pt, x[0], x[-1])
-        out = ops.full_like(c, r[0])
-        for k in range(len(x) - 1):
-            out = out + (r[k + 1] - r[k]) / (x[k + 1] - x[k]) * (ops.clip(c, x[k], x[k + 1]) - x[k])
-        return out
+        return piecewise_linear(pt, self.knots_pt, self.knots_ratio)
 
     def call(self, tops):
         px, py, pz, e = (tops[..., i] for i in range(4))

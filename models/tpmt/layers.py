@@ -6,6 +6,7 @@ from keras import ops
 
 from models import physics
 from models.layers.activations import gelu_tanh  # noqa: F401  (re-exported)
+from models.layers.piecewise import piecewise_linear
 
 TAU_MASS = 1.77686  # GeV, PDG
 
@@ -267,12 +268,7 @@ class MassCalibration(keras.layers.Layer):
 
     def _map(self, m, x, y):
         """Piecewise-linear y(m) inside [x_0, x_K], constant ratio outside; m: (B,)."""
-        c = ops.clip(m, x[0], x[-1])
-        out = ops.full_like(c, y[0])
-        for k in range(len(x) - 1):
-            slope = (y[k + 1] - y[k]) / (x[k + 1] - x[k])
-            out = out + slope * (ops.clip(c, x[k], x[k + 1]) - x[k])
-        return out * m / c
+        return piecewise_linear(m, x, y) * m / ops.clip(m, x[0], x[-1])
 
     def call(self, inputs):
         y, legs = inputs
