@@ -28,6 +28,7 @@ CAND_BRANCHES = (
 )
 RECO_BRANCHES = ("PFMET_pt", "PFMET_phi", "PuppiMET_pt", "PuppiMET_phi", "nPU")
 TRUTH_BRANCHES = ("GenMET_pt", "GenMET_phi")
+HS_BRANCH = "PFCand_fromPU"  # per-candidate truth flag (True: a pileup particle)
 PERCEIVER_FEATURES = ("px", "py", "eta", "isRecoPU", "charged")
 DEEPMET_FEATURES = (*PERCEIVER_FEATURES, "puppiWeight", "photon", "neutral_hadron", "forward")
 DEFAULT_MAX_CANDS = 12_288  # PU200: 9.2k candidates on average, 11k at the Poisson tail
@@ -70,6 +71,7 @@ def load(
     mapping=None,
     entries=None,
     drop_nonfinite=False,
+    with_hs=False,
 ):
     """Read PU200 events into padded candidate arrays.
 
@@ -81,20 +83,23 @@ def load(
         mapping: optional branch-name mapping for other ntuples (data.io.read_branches).
         entries: optional (start, stop) entry range of a single file.
         drop_nonfinite: drop events with NaN/inf instead of failing.
+        with_hs: also read the candidates' truth flag `PFCand_fromPU` into `hs`.
     Returns:
         dict: cands (n, max_cands, F) float32, mask (n, max_cands) bool, met_pf, met_puppi
         and (with truth) met_gen (n, 2) float32, n_pu (n,) int32, n_cands (n,) int32 (before
-        truncation), n_dropped (n,) int32.
+        truncation), n_dropped (n,) int32; with `with_hs`, hs (n, max_cands) float32, 1 for
+        a hard-scatter candidate, 0 for pileup and padding.
     """
     if max_cands <= 0:
         raise UserError(f"max_cands must be positive, got {max_cands}")
-    branches = CAND_BRANCHES + RECO_BRANCHES + (TRUTH_BRANCHES if with_truth else ())
+    cand_branches = CAND_BRANCHES + ((HS_BRANCH,) if with_hs else ())
+    branches = cand_branches + RECO_BRANCHES + (TRUTH_BRANCHES if with_truth else ())
     a = io.read_branches(
         paths, branches, mapping=mapping, entries=entries, drop_nonfinite=drop_nonfinite
     )
     counts = ak.to_numpy(ak.num(a["PFCand_px"])).astype(np.int64)
     n = len(counts)
-    flat = {b: ak.to_numpy(ak.flatten(a[b])) for b in CAND_BRANCHES}
+    flat = {b: ak.to_numpy(ak.flatten(a[b])) for b in cand_branches}
     event = np.repeat(np.arange(n), counts)
     rank = np.arange(len(event)) - np.repeat(np.cumsum(counts) - counts, counts)
     order = np.arange(len(event))
@@ -118,6 +123,9 @@ def load(
     )
     if with_truth:
         out["met_gen"] = _vec(a["GenMET_pt"], a["GenMET_phi"])
+    if with_hs:
+        out["hs"] = np.zeros((n, max_cands), np.float32)
+        out["hs"][event[sel], slot] = ~flat[HS_BRANCH][sel].astype(bool)
     return out
 
 

@@ -35,6 +35,11 @@ class MetConfig:
             response term `dev` (`losses.response_deviation`), added to the loss on MET (DeepMET,
             and the Perceiver with target "met"; the dimensionless v target has none). DeepMET's
             training code: 10 and (50, 100).
+        hs_weight: weight of the per-candidate truth term (Perceiver, weights decoder): each
+            candidate's weight is also regressed on its truth flag (1 hard scatter, 0 pileup;
+            `losses.CandidateWeightLoss`), so that -sum w p estimates the hard scatter's
+            recoil instead of a MET shrunk towards zero. 0 (default) turns it off; it needs
+            events with the `PFCand_fromPU` branch.
         weighting: "flat" flattens the generated-MET spectrum with per-event weights (as
             DeepMETEOR's DensityWeightHist), "none" keeps it steep.
         weight_edges: (lo, hi, step) in GeV of the flattening histogram; weight_cap caps it.
@@ -57,6 +62,7 @@ class MetConfig:
     target: str = "v"
     response_weight: float = 10.0
     response_edges: tuple = (50.0, 100.0)
+    hs_weight: float = 0.0
     weighting: str = "flat"
     weight_edges: tuple = (0.0, 300.0, 10.0)
     weight_cap: float = 10.0
@@ -115,6 +121,10 @@ def get_config(preset="cpu", **overrides):
     edges = config.response_edges
     if not (config.response_weight >= 0 and all(b > a for a, b in zip(edges, edges[1:]))):
         raise ValueError("response_weight must be >= 0 and response_edges increasing")
+    if not config.hs_weight >= 0:
+        raise ValueError(f"hs_weight must be >= 0, got {config.hs_weight}")
+    if config.hs_weight and (config.variant != "perceiver" or config.decoder != "weights"):
+        raise ValueError("hs_weight needs the Perceiver with the weights decoder")
     if config.learning_rate <= 0:
         raise ValueError(f"learning_rate must be positive, got {config.learning_rate}")
     return config

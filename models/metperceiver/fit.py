@@ -61,6 +61,13 @@ def parse_args(argv):
         help="generated-MET bin edges of the response term (default 50 100)",
     )
     p.add_argument(
+        "--hs-weight",
+        type=float,
+        default=None,
+        help="weight of the per-candidate truth term: the Perceiver's candidate weights are "
+        "also fitted to the candidates' hard-scatter flag (needs PFCand_fromPU; default 0, off)",
+    )
+    p.add_argument(
         "--init-from",
         default=None,
         help="start from the weights of a trained .keras of the same architecture",
@@ -105,17 +112,22 @@ def model_file(variant):
     return "metperceiver.keras" if variant == "perceiver" else "deepmet.keras"
 
 
-def load_chunk(chunk, *, features, max_cands):
+def load_chunk(chunk, *, features, max_cands, with_hs=False):
     """Arrays of one chunk (data.metperceiver.load over its entry range)."""
     from data.metperceiver import load
 
     return load(
-        chunk.path, features=features, max_cands=max_cands, entries=(chunk.start, chunk.stop)
+        chunk.path,
+        features=features,
+        max_cands=max_cands,
+        entries=(chunk.start, chunk.stop),
+        with_hs=with_hs,
     )
 
 
 def to_xyw(data, variant, weights=None):
-    """(inputs, targets, sample weights) of loaded arrays for the variant."""
+    """(inputs, targets, sample weights) of loaded arrays for the variant; with the truth flags
+    loaded (`hs`), the Perceiver's `weights` output gets (flag, pT) per candidate."""
     import numpy as np
 
     from data.metperceiver import met_of, target_v
@@ -126,6 +138,9 @@ def to_xyw(data, variant, weights=None):
             "v": target_v(data["met_gen"], met_of(data["cands"], data["mask"])),
             "met": data["met_gen"],
         }
+        if "hs" in data:
+            pt = np.hypot(data["cands"][..., 0], data["cands"][..., 1]) * data["mask"]
+            y["weights"] = np.stack([data["hs"], pt.astype(np.float32)], axis=-1)
     else:
         y = {"met": data["met_gen"]}
     gen = np.linalg.norm(data["met_gen"], axis=1)
@@ -149,7 +164,7 @@ def met_weights(config, met_gen):
 def compile_model(model, config, jit_compile="auto"):
     import keras
 
-    from models.metperceiver.losses import VectorLoss
+    from models.metperceiver.losses import CandidateWeightLoss, VectorLoss
 
     met_loss = VectorLoss(config.loss, 50.0, config.response_weight, config.response_edges)
     if config.variant == "perceiver" and config.target == "v":
@@ -158,9 +173,14 @@ def compile_model(model, config, jit_compile="auto"):
         loss = {"v": None, "met": met_loss}
     else:
         loss = {"met": met_loss}
+    loss_weights = None
+    if config.hs_weight:
+        loss["weights"] = CandidateWeightLoss()
+        loss_weights = {k: (config.hs_weight if k == "weights" else 1.0) for k in loss}
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clip_norm),
         loss=loss,
+        loss_weights=loss_weights,
         weighted_metrics={"met": [keras.metrics.MeanAbsoluteError(name="mae_gev")]},
         jit_compile=jit_compile,
     )
@@ -181,7 +201,12 @@ def scan_events(files, config, chunk_events, max_val_events, seed, progress, pla
     from models.metperceiver.model import features_of
 
     chunks = stream.make_chunks(files, chunk_events)
-    loader = functools.partial(load_chunk, features=features_of(config), max_cands=config.max_cands)
+    loader = functools.partial(
+        load_chunk,
+        features=features_of(config),
+        max_cands=config.max_cands,
+        with_hs=config.hs_weight > 0,
+    )
     scan = (plan or distribute.Plan()).scan(
         chunks,
         loader,
@@ -212,6 +237,7 @@ def make_config(args):
             target=args.target,
             response_weight=args.response_weight,
             response_edges=None if args.response_edges is None else tuple(args.response_edges),
+            hs_weight=args.hs_weight,
             weighting=args.weighting,
             max_cands=args.max_cands,
         )
@@ -262,7 +288,7 @@ def main_impl(args):
 
     from data import io
     from models import training
-    from models.metperceiver.model import build_model
+    from models.metperceiver.model import build_model, without_weights
 
     config = make_config(args)
     if args.data:
@@ -337,7 +363,7 @@ def main_impl(args):
             **plan.fit_options(args.out),
         )
     path = os.path.join(out, model_file(config.variant))
-    training.save_model(model, path)  # atomic: never a half-written file
+    training.save_model(without_weights(model), path)  # atomic: never a half-written file
     print(f"saved {path}")
     return path
 
@@ -349,6 +375,10 @@ def check_args(args):
     if args.variant == "perceiver" and args.target != "met":
         if args.response_weight is not None or args.response_edges is not None:
             raise UserError("--response-weight/-edges apply to the MET loss: --target met")
+    if args.hs_weight is not None and not args.hs_weight >= 0:
+        raise UserError(f"--hs-weight must be >= 0, got {args.hs_weight}")
+    if args.hs_weight and args.variant != "perceiver":
+        raise UserError("--hs-weight applies to the Perceiver (--variant perceiver)")
     if args.response_weight is not None and not args.response_weight >= 0:
         raise UserError(f"--response-weight must be >= 0, got {args.response_weight}")
     edges = args.response_edges or []

@@ -7,7 +7,10 @@ spectrum) come in as Keras sample weights.
 A squared-error regression returns the conditional mean of the MET vector, which is shorter than
 the true vector wherever its direction is uncertain: the MET response falls below one. DeepMET's
 loss therefore adds a batch term, `dev` (`response_deviation`), that balances the residual along
-the generated MET above and below zero in bins of generated MET.
+the generated MET above and below zero in bins of generated MET. `CandidateWeightLoss` instead
+supervises each candidate's weight with its truth flag: its minimum is the probability that the
+candidate is from the hard scatter, and -sum P(hs) p then estimates the hard scatter's recoil
+without the shrinkage (the sum of the truth-weighted momenta is what it averages to).
 """
 
 import keras
@@ -94,3 +97,25 @@ class VectorLoss(keras.losses.Loss):
             "response_weight": self.response_weight,
             "response_edges": list(self.response_edges),
         }
+
+
+@keras.saving.register_keras_serializable(package="hepformers")
+class CandidateWeightLoss(keras.losses.Loss):
+    """Per-event pT-weighted squared error of the candidates' weights against their truth flag.
+
+    loss = sum_i pT_i (w_i - t_i)^2 / sum_i pT_i, with t_i = 1 for a hard-scatter candidate and
+    0 for pileup; padded candidates carry pT = 0. Its minimiser per candidate is the conditional
+    mean of t, the probability that the candidate is from the hard scatter; pT weighting puts
+    the candidates that move MET first.
+
+    y_true: (B, N, 2) = (t, pT in GeV); y_pred: (B, N) weights. Returns (B,).
+    """
+
+    def __init__(self, name="candidate_weight_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        flag, pt = y_true[..., 0], y_true[..., 1]
+        d = ops.reshape(y_pred, ops.shape(flag)) - flag
+        return ops.sum(pt * d * d, axis=-1) / ops.maximum(ops.sum(pt, axis=-1), 1e-6)

@@ -59,12 +59,24 @@ def build_perceiver(config):
         w = LatentDecoder(config.dim, config.cross_heads, name="decoder")(x, lat)
         met = MissingET(name="met")(cands, mask, w)
         v = MetToV(name="v")(met_reco, met)
+        if config.hs_weight:  # the weights are a training output of the truth term
+            outputs = {"v": v, "met": met, "weights": keras.layers.Identity(name="weights")(w)}
+            return keras.Model({"cands": cands, "mask": mask}, outputs, name="met_perceiver")
     else:  # the latents' average -> v
         pooled = keras.layers.GlobalAveragePooling1D(name="pool")(lat)  # (B, dim)
         h = keras.layers.Dense(config.dim, activation="gelu", name="head_1")(pooled)
         v = keras.layers.Dense(2, name="v", kernel_initializer="zeros")(h)  # starts at MET_reco
         met = RebuildMet(name="met")(met_reco, v)
     return keras.Model({"cands": cands, "mask": mask}, {"v": v, "met": met}, name="met_perceiver")
+
+
+def without_weights(model):
+    """The model with its outputs v and met only (the saved form of a model trained with
+    `hs_weight`, whose per-candidate `weights` output serves the training loss)."""
+    if "weights" not in model.output:
+        return model
+    outputs = {k: model.output[k] for k in ("v", "met")}
+    return keras.Model(model.input, outputs, name=model.name)
 
 
 def build_deepmet(config):
