@@ -20,6 +20,10 @@ METHODS = (("perceiver", "MET Perceiver"), ("deepmet", "DeepMET-style"), ("puppi
 KEYS = ("bias_x", "res_x", "bias_y", "res_y", "bias_para", "res_para", "bias_perp", "res_perp")
 
 
+# the fit options a model card repeats in a model's command (when the run set them)
+FIT_FLAGS = ("epochs", "target", "learning_rate", "response_weight", "hs_weight", "init_from")
+
+
 def _table(rows, keys, label):
     out = [f"| {label} | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     out += [f"| {name} | " + " | ".join(f"{r[k]:.2f}" for k in keys) + " |" for name, r in rows]
@@ -92,8 +96,15 @@ def render(metrics, folder, notes=""):
             if c["variant"] == "perceiver"
             else f"per-candidate MLP {c['deepmet_units']}"
         )
+        # the response term applies to a loss on MET (DeepMET; the Perceiver with target met)
+        met_loss = c["variant"] == "deepmet" or c["target"] == "met"
+        terms = "".join(
+            f" + {c[key]:g} x {what}"
+            for key, what in (("response_weight", "response term"), ("hs_weight", "truth term"))
+            if c.get(key) and (key == "hs_weight" or met_loss)
+        )
         lines.append(
-            f"- **{name}** (`{stem}.keras`): {arch}; loss {c['loss']}, weighting "
+            f"- **{name}** (`{stem}.keras`): {arch}; loss {c['loss']}{terms}, weighting "
             f"{c['weighting']}, batch {c['batch_size']}, lr {c['learning_rate']}; "
             f"{rc['training_events']} training events, {rc['validation_events']} validation "
             f"(`python -m models.metperceiver.fit --variant {c['variant']} --data "
@@ -101,7 +112,7 @@ def render(metrics, folder, notes=""):
             + (f" --max-minutes {rc['args']['max_minutes']:g}" if rc["args"]["max_minutes"] else "")
             + "".join(
                 f" --{flag.replace('_', '-')} {rc['args'][flag]}"
-                for flag in ("target", "learning_rate", "init_from")
+                for flag in FIT_FLAGS
                 if rc["args"].get(flag) is not None
             )
             + f" --out {folder} --overwrite`)."
