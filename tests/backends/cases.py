@@ -170,6 +170,10 @@ def _met(seed, variant, **overrides):
     y = {"v": rng.normal(0, 0.3, (N_EVENTS, 2)).astype("float32"), "met": met}
     if variant != "perceiver":
         y = {"met": met}
+    if c.hs_weight:  # the truth term's (flag, pT) per candidate
+        pt = np.hypot(x["cands"][..., 0], x["cands"][..., 1]) * x["mask"]
+        flag = (rng.random(pt.shape) < 0.3).astype("float32")
+        y["weights"] = np.stack([flag, pt.astype("float32")], axis=-1)
     return model, x, y, rng.uniform(0.5, 2.0, N_EVENTS).astype("float32")
 
 
@@ -179,6 +183,10 @@ def metperceiver(seed):
 
 def metperceiver_pool(seed):
     return _met(seed, "perceiver", decoder="pool", target="met")
+
+
+def metperceiver_hs(seed):
+    return _met(seed, "perceiver", target="met", hs_weight=5.0)
 
 
 def deepmet(seed):
@@ -261,6 +269,7 @@ CASES = {
         lgatr_plain,
         metperceiver,
         metperceiver_pool,
+        metperceiver_hs,
         deepmet,
         partau_multi_pcgrad,
         partau_single,
