@@ -40,6 +40,9 @@ class MetConfig:
             `losses.CandidateWeightLoss`), so that -sum w p estimates the hard scatter's
             recoil instead of a MET shrunk towards zero. 0 (default) turns it off; it needs
             events with the `PFCand_fromPU` branch.
+        puppi_input: Perceiver: also give every candidate its PUPPI weight, the local
+            information (charged hard-scatter pT around a neutral) that the seed's inputs lack;
+            off by default (the seed's inputs).
         weighting: "flat" flattens the generated-MET spectrum with per-event weights (as
             DeepMETEOR's DensityWeightHist), "none" keeps it steep.
         weight_edges: (lo, hi, step) in GeV of the flattening histogram; weight_cap caps it.
@@ -63,6 +66,7 @@ class MetConfig:
     response_weight: float = 10.0
     response_edges: tuple = (50.0, 100.0)
     hs_weight: float = 0.0
+    puppi_input: bool = False
     weighting: str = "flat"
     weight_edges: tuple = (0.0, 300.0, 10.0)
     weight_cap: float = 10.0

@@ -68,6 +68,12 @@ def parse_args(argv):
         "also fitted to the candidates' hard-scatter flag (needs PFCand_fromPU; default 0, off)",
     )
     p.add_argument(
+        "--puppi-input",
+        action="store_true",
+        help="Perceiver: also feed each candidate's PUPPI weight (not a seed input); "
+        "--init-from may then name a Perceiver without it (its new input starts at zero)",
+    )
+    p.add_argument(
         "--init-from",
         default=None,
         help="start from the weights of a trained .keras of the same architecture",
@@ -238,6 +244,7 @@ def make_config(args):
             response_weight=args.response_weight,
             response_edges=None if args.response_edges is None else tuple(args.response_edges),
             hs_weight=args.hs_weight,
+            puppi_input=args.puppi_input or None,
             weighting=args.weighting,
             max_cands=args.max_cands,
         )
@@ -283,6 +290,34 @@ def _transform(data, rng, *, variant, weights):
     return to_xyw(data, variant, weights)
 
 
+def widen_from(model, start):
+    """Copy the weights of a Perceiver `start` into `model`, which reads more candidate features
+    (`--puppi-input`): the embedding kernels get zero rows for the new features, so `model`
+    starts as the same function of the old inputs.
+
+    Raises:
+        UserError: the architectures differ otherwise.
+    """
+    import numpy as np
+
+    new, old = model.get_weights(), start.get_weights()
+    ok = len(new) == len(old)
+    out = []
+    for n, o in zip(new, old):
+        if n.shape == o.shape:
+            out.append(o)
+        elif ok and n.ndim == 2 and n.shape[1] == o.shape[1] and n.shape[0] > o.shape[0]:
+            out.append(
+                np.concatenate([o, np.zeros((n.shape[0] - o.shape[0], n.shape[1]), o.dtype)])
+            )
+        else:
+            ok = False
+    if not ok:
+        raise UserError("--init-from does not have the architecture of this Perceiver")
+    model.set_weights(out)
+    return model
+
+
 def main_impl(args):
     import keras
 
@@ -325,7 +360,9 @@ def main_impl(args):
         )
     with plan.scope():  # the model's variables live on every device of the run
         model = build_model(config)
-        if args.init_from:
+        if args.init_from and config.puppi_input:
+            widen_from(model, training.load_trained(args.init_from, INIT_MODELS["perceiver"]))
+        elif args.init_from:
             training.init_from(
                 model, args.init_from, INIT_MODELS[config.variant], f"preset {args.preset}"
             )
@@ -377,8 +414,8 @@ def check_args(args):
             raise UserError("--response-weight/-edges apply to the MET loss: --target met")
     if args.hs_weight is not None and not args.hs_weight >= 0:
         raise UserError(f"--hs-weight must be >= 0, got {args.hs_weight}")
-    if args.hs_weight and args.variant != "perceiver":
-        raise UserError("--hs-weight applies to the Perceiver (--variant perceiver)")
+    if (args.hs_weight or args.puppi_input) and args.variant != "perceiver":
+        raise UserError("--hs-weight and --puppi-input apply to the Perceiver")
     if args.response_weight is not None and not args.response_weight >= 0:
         raise UserError(f"--response-weight must be >= 0, got {args.response_weight}")
     edges = args.response_edges or []

@@ -23,8 +23,11 @@ from models.metperceiver.layers import (
 
 
 def features_of(config):
-    """Candidate features the variant reads (data.metperceiver feature names)."""
-    return PERCEIVER_FEATURES if config.variant == "perceiver" else DEEPMET_FEATURES
+    """Candidate features the variant reads (data.metperceiver feature names; always a prefix
+    of `DEEPMET_FEATURES`, which the evaluation relies on)."""
+    if config.variant != "perceiver":
+        return DEEPMET_FEATURES
+    return (*PERCEIVER_FEATURES, "puppiWeight") if config.puppi_input else PERCEIVER_FEATURES
 
 
 def _inputs(config):

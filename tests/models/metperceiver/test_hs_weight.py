@@ -64,3 +64,34 @@ def test_fit_cli_with_the_truth_term(pu_file, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         fit_main(common + ["--variant", "deepmet", "--hs-weight", "1"])
     assert exit_info.value.code == 2
+
+
+def test_puppi_input_widens_a_trained_perceiver(tmp_path):
+    from models.metperceiver.fit import widen_from
+
+    rng = np.random.default_rng(1)
+    old = build_model(get_config("tiny", max_cands=32))
+    old.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in old.get_weights()])
+    new = widen_from(build_model(get_config("tiny", max_cands=32, puppi_input=True)), old)
+    cands = rng.normal(size=(2, 32, 6)).astype("float32")
+    cands[..., 3:5] = cands[..., 3:5] > 0
+    mask = np.arange(32)[None].repeat(2, 0) < [[20], [7]]
+    want = old({"cands": cands[..., :5], "mask": mask})["met"]
+    np.testing.assert_allclose(
+        new({"cands": cands, "mask": mask})["met"], want, rtol=1e-5, atol=1e-4
+    )
+    other = build_model(get_config("tiny", max_cands=32, dim=16, puppi_input=True))
+    with pytest.raises(Exception, match="architecture"):
+        widen_from(other, old)
+
+
+def test_fit_cli_with_the_puppi_input(pu_file, tmp_path):
+    from models.metperceiver.fit import main as fit_main
+
+    common = ["--preset", "tiny", "--data", pu_file, "--chunk-events", "12", "--epochs", "1",
+              "--no-jit", "--quiet"]  # fmt: skip
+    fit_main(common + ["--out", str(tmp_path / "a")])
+    fit_main(common + ["--out", str(tmp_path / "b"), "--puppi-input", "--hs-weight", "1",
+                       "--init-from", str(tmp_path / "a" / "metperceiver.keras")])  # fmt: skip
+    model = keras.saving.load_model(str(tmp_path / "b" / "metperceiver.keras"), safe_mode=True)
+    assert model.input["cands"].shape[-1] == 6
