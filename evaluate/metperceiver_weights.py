@@ -30,7 +30,12 @@ def parse_args(argv):
         prog="python -m evaluate.metperceiver_weights", description=__doc__.split("\n")[0]
     )
     p.add_argument("--model", required=True, help="a MET Perceiver (weights decoder) or DeepMET")
-    p.add_argument("--input", nargs="+", required=True, help="generated PU200 ROOT files")
+    p.add_argument(
+        "--input",
+        nargs="+",
+        required=True,
+        help="generated PU200 ROOT files (globs, manifests); the events are read from the first",
+    )
     p.add_argument("--events", type=int, default=200, help="events read (default 200)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--json", default=None, help="also write the figures to this file")
@@ -87,7 +92,8 @@ def run(model, paths, events, batch_size):
     from data import metperceiver as dm
     from evaluate.metperceiver_metrics import summary
 
-    layer = next((n for n in WEIGHT_LAYERS if n in [x.name for x in model.layers]), None)
+    names = {x.name for x in model.layers}
+    layer = next((n for n in WEIGHT_LAYERS if n in names), None)
     if layer is None:
         raise UserError(f"{model.name} has no per-candidate weights (no layer {WEIGHT_LAYERS})")
     n_feat = int(model.input["cands"].shape[-1])
