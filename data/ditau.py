@@ -189,6 +189,7 @@ def load(
     schema="auto",
     working_points=None,
     require_truth=False,
+    smearings=1,
 ):
     """Read di-tau events and build model inputs.
 
@@ -206,6 +207,9 @@ def load(
         working_points: data.schemas.WorkingPoints (default: medium tau / muon ID, WP90
             electrons, tight jet ID).
         require_truth: fail unless the files hold generator truth (training, evaluation).
+        smearings: files generated with `--smearings S` hold S detector passes of every event
+            (branch `smearing`): keep the first `smearings` (default 1: independent events
+            only, so nothing is counted S times unless asked); None = all.
     Returns:
         dict with
           inputs: legs (N, 2, len(LEG_FEATURES)), products (N, P, len(PRODUCT_FEATURES)),
@@ -227,6 +231,8 @@ def load(
     )
     legs, ch = select_pairs(a)
     keep = ch >= 0 if channel == "all" else ch == CHANNELS[channel]
+    if smearings is not None and "smearing" in a:
+        keep &= ak.to_numpy(a["smearing"]) < smearings
     if not keep.any():
         raise UserError(f"no event in {paths} has a {channel} pair")
     a = {k: v[keep] for k, v in a.items()}
@@ -254,9 +260,10 @@ def _read(paths, schema, mapping, drop_nonfinite, entries, working_points, requi
     schema, needed, has_truth, keys = check_branches(
         paths[0], schema=schema, mapping=mapping, working_points=wp, require_truth=require_truth
     )
+    smearing = ["smearing"] if "smearing" in keys else []  # detector-pass copies (augmentation)
     a = io.read_branches(
         paths,
-        needed + TRUTH_BRANCHES * has_truth,
+        needed + TRUTH_BRANCHES * has_truth + smearing,
         mapping=mapping,
         drop_nonfinite=drop_nonfinite,
         entries=entries,

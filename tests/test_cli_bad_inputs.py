@@ -119,6 +119,7 @@ FIT_CASES = {
 }
 FITS = ("tpmt", "lgatr", "partau", "metperceiver", "scouttau")
 FIT_EXTRA = [
+    ("tpmt", "smearings-0", ["--smearings", "0", "--out", "{out}"], "--smearings must be at"),
     (
         "tpmt",
         "init-from-other-model",
@@ -221,6 +222,7 @@ def test_tuning_bad_inputs(argv, words, env, five_events, capsys):
         pytest.param(["--out", "{tmp}"], "cannot write {tmp} (--out): it is a folder", id="dir"),
         pytest.param(["--out", "{file}/x.root"], "is a file, not a folder", id="under-a-file"),
         pytest.param(["--seed", "-1"], "--seed must be non-negative", id="seed"),
+        pytest.param(["--smearings", "0"], "--smearings must be between 1 and 16", id="smear"),
     ],
 )
 def test_generate_bad_inputs(argv, words, env, capsys):

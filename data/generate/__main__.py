@@ -68,6 +68,13 @@ def parse_args(argv):
         "copies share the rest of the event, see data/generate/redecay.py); 1 = inline",
     )
     p.add_argument(
+        "--smearings",
+        type=int,
+        default=1,
+        help="ditau: detector passes per generated event, written as copies with a `smearing` "
+        "branch (an augmentation that models.tpmt.fit uses only with --smearings); 1 = none",
+    )
+    p.add_argument(
         "--with-taus",
         action="store_true",
         help="ttbar-dilepton: also W -> tau nu (leptonic tau decays give the leptons)",
@@ -155,6 +162,12 @@ def _check(args):
         raise UserError(f"--tau-decays must be between 1 and 100, got {args.tau_decays}")
     if args.tau_decays > 1 and (args.sample != "ditau" or args.process == "ttbar"):
         raise UserError("--tau-decays applies to the ditau boson processes (not ttbar)")
+    from data.generate.ditau import MAX_SMEARINGS
+
+    if not 1 <= args.smearings <= MAX_SMEARINGS:
+        raise UserError(f"--smearings must be between 1 and {MAX_SMEARINGS}, got {args.smearings}")
+    if args.smearings > 1 and args.sample != "ditau":
+        raise UserError("--smearings applies to the ditau samples")
     out = args.out or f"{args.process}.root"
     checks.writable_file(out)
     if args.sample in ("ttbar-pu", "scouttau") and args.pileup > 0:
@@ -162,7 +175,7 @@ def _check(args):
     return out
 
 
-def _sample(sample, process, with_taus, tau_decays=1, pileup=None):
+def _sample(sample, process, with_taus, tau_decays=1, pileup=None, smearings=1):
     """(generate(n, seed, *, worker, progress), progress label) of a sample."""
     if sample in ("ttbar-pu", "scouttau"):
         from data.generate import pileup as pu
@@ -190,7 +203,7 @@ def _sample(sample, process, with_taus, tau_decays=1, pileup=None):
         return generate, "ttbar-dilepton" + " with taus" * with_taus
     from data.generate import ditau as mod
 
-    generate = functools.partial(mod.generate, process, tau_decays=tau_decays)
+    generate = functools.partial(mod.generate, process, tau_decays=tau_decays, smearings=smearings)
     return generate, f"ditau {process}"
 
 
@@ -222,6 +235,7 @@ def run(
     with_taus=False,
     tau_decays=1,
     pileup=None,
+    smearings=1,
 ):
     """Generate and write a sample (`process`: the di-tau process); returns the events written.
 
@@ -232,7 +246,7 @@ def run(
     from data import io
     from data.generate.ditau_output import concatenate, to_root_columns
 
-    generate, label = _sample(sample, process, with_taus, tau_decays, pileup)
+    generate, label = _sample(sample, process, with_taus, tau_decays, pileup, smearings)
     bar = tqdm(total=n_events, unit="ev", desc=label, disable=not progress, file=sys.stderr)
     if workers == 1:
         cols = generate(n_events, seed, progress=bar.update)
@@ -264,6 +278,7 @@ def run_sharded(
     with_taus=False,
     tau_decays=1,
     pileup=None,
+    smearings=1,
 ):
     """Generate `n_events` as independent jobs of `shard_size` events, one file each.
 
@@ -275,7 +290,7 @@ def run_sharded(
     """
     from tqdm import tqdm
 
-    generate, label = _sample(sample, process, with_taus, tau_decays, pileup)
+    generate, label = _sample(sample, process, with_taus, tau_decays, pileup, smearings)
     n_shards = math.ceil(n_events / shard_size)
     sizes = [min(shard_size, n_events - k * shard_size) for k in range(n_shards)]
     paths, manifest = shard_paths(out, n_shards)
@@ -287,6 +302,8 @@ def run_sharded(
         with_taus=with_taus,
         tau_decays=tau_decays,
     )
+    if smearings > 1:  # only then, so manifests written before the option stay valid
+        settings["smearings"] = smearings
     if pileup:
         settings["pileup"] = {k: v for k, v in pileup.items() if k != "cache"}
     done = _done_shards(manifest, settings, paths, sizes)
@@ -313,6 +330,8 @@ def _done_shards(manifest, settings, paths, sizes):
     with open(manifest) as f:
         old = json.load(f)
     if any(old.get(k) != v for k, v in settings.items()):
+        return {}
+    if old.get("smearings", 1) != settings.get("smearings", 1):
         return {}
     return {k: sizes[k] for k, p in enumerate(paths) if os.path.exists(p)}
 
@@ -345,7 +364,12 @@ def cached(name, n_events, seed, cache, **run_kwargs):
 def main(argv=None):
     args = parse_args(argv)
     out = _check(args)
-    options = dict(sample=args.sample, with_taus=args.with_taus, tau_decays=args.tau_decays)
+    options = dict(
+        sample=args.sample,
+        with_taus=args.with_taus,
+        tau_decays=args.tau_decays,
+        smearings=args.smearings,
+    )
     if args.sample in ("ttbar-pu", "scouttau"):
         options["pileup"] = dict(
             mu=args.pileup,

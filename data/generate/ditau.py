@@ -11,11 +11,12 @@ import numpy as np
 
 from data.detector import cms
 from data.ditau import PROCESSES  # the process codes written to the files
-from data.generate import ditau_events, redecay
+from data.generate import ditau_events, ditau_output, redecay
 from data.generate.batches import Timing, collect, subseed  # noqa: F401  (Timing re-exported)
 from data.generate.pythia import make_pythia, reinit
 
 FLAT_MASS_RANGE = (30.0, 300.0)
+MAX_SMEARINGS = 16  # event numbers: (event in batch) * S + pass must stay below 2^20
 EVENTS_PER_MASS_POINT = 250  # re-initialising Pythia costs ~0.3 s, ~15% of a point's time
 
 _GGH = ("HiggsSM:gg2H = on",)
@@ -88,6 +89,7 @@ def generate(
     worker=0,
     batch_size=250,
     tau_decays=1,
+    smearings=1,
     progress=None,
     timing=None,
 ):
@@ -101,12 +103,16 @@ def generate(
         batch_size: events per Pythia batch.
         tau_decays: decays of each generated tau pair (K, see `redecay`); 1 = Pythia's inline
             decays (the reference path); K > 1 only for the boson processes (not ttbar).
+        smearings: detector passes per generated (and decayed) event, S: an augmentation
+            (see `smeared_copies`); 1 = one detector response per event (the reference).
         progress: optional callable(n) called with the number of newly selected events.
         timing: optional `Timing` to fill.
     Returns:
         dict of columns (see `ditau_output.assemble`), exactly `n_events` long.
     """
     rng = np.random.default_rng([seed, worker, PROCESSES[process]])
+    if not 1 <= smearings <= MAX_SMEARINGS:
+        raise ValueError(f"smearings must be between 1 and {MAX_SMEARINGS}, got {smearings}")
     instances, current = {}, {}
     if tau_decays > 1 and process == "ttbar":
         raise ValueError("tau_decays > 1 needs a boson decaying to taus (not ttbar)")
@@ -138,13 +144,41 @@ def generate(
             rec, _ = redecay.redecay(
                 rec, decayer, current["boson"], tau_decays, keep, copy_filter=_copy_could_pass
             )
-        return ditau_events.reconstruct(
-            rec, current["py"], rng, boson=current["boson"], process=PROCESSES[process]
+        return smeared_copies(
+            lambda: ditau_events.reconstruct(
+                rec, current["py"], rng, boson=current["boson"], process=PROCESSES[process]
+            ),
+            smearings,
         )
 
     return collect(
         next_batch, reconstruct, n_events, worker=worker, timing=timing, progress=progress
     )
+
+
+def smeared_copies(reconstruct, smearings):
+    """`smearings` detector passes over the same generated events, one column dict.
+
+    Why it is unbiased: every pass draws the detector response (tau_h response, lepton, jet
+    and MET smearing, fake legs) afresh from the detector model for the same particles, so each
+    copy is an exact draw of (reconstructed event | generated event), like a separate event;
+    copies share everything at generator level, so S copies carry far less information than S
+    events and training uses them only when asked (`models.tpmt.fit --smearings`). Each event
+    gets a `smearing` column (0 .. S-1: which pass) and the event number event * S + pass, so
+    (event, smearing) stays unique; copy 0 alone is a sample of independent events.
+    """
+    copies = []
+    for s in range(smearings):
+        cols = reconstruct()
+        cols["smearing"] = np.full(len(cols["event"]), s, np.int32)
+        cols["event"] = cols["event"] * smearings + s
+        copies.append(cols)
+    if smearings == 1:
+        return copies[0]
+    cols = ditau_output.concatenate(copies)
+    # the passes of one event next to each other, so that a batch cut to the requested number
+    # of events keeps whole groups and wastes no pass
+    return ditau_output.take(cols, np.argsort(cols["event"], kind="stable"))
 
 
 def _copy_could_pass(vis_p4, leptonic):

@@ -166,6 +166,22 @@ def truncate(cols, n):
     return out
 
 
+def take(cols, idx):
+    """The events `idx` (in that order) of a column dict."""
+    out = {}
+    for k, v in cols.items():
+        if isinstance(v, dict):
+            counts = v["_counts"]
+            starts = np.concatenate([[0], np.cumsum(counts)])[:-1][idx]
+            n = counts[idx]
+            first = np.concatenate([[0], np.cumsum(n)])[:-1]
+            flat = np.repeat(starts - first, n) + np.arange(n.sum())
+            out[k] = {f: (a[idx] if f == "_counts" else a[flat]) for f, a in v.items()}
+        else:
+            out[k] = v[idx]
+    return out
+
+
 def concatenate(chunks):
     """Concatenate column dicts event-wise."""
     out = {}

@@ -76,6 +76,13 @@ def parse_args(argv):
     p.add_argument("--cache", default="cache/ditau", help="folder of generated samples")
     p.add_argument("--drop-nonfinite", action="store_true", help="drop events with NaN/inf")
     p.add_argument(
+        "--smearings",
+        type=int,
+        default=1,
+        help="files made with `data.generate --smearings S`: train on the first N detector "
+        "passes of every event (an augmentation; default 1 = independent events only)",
+    )
+    p.add_argument(
         "--no-mirror",
         action="store_true",
         help="do not add the (eta, phi) -> (-eta, -phi) mirrored training events",
@@ -201,6 +208,8 @@ def main_impl(args):
 
     reading = schemas.reading_options(args)
     ditau.check_branches(files[0], require_truth=True, **reading)  # before the scan
+    reading["smearings"] = args.smearings
+    _say_smearings(files[0], args.smearings, args.quiet)
     from models import distribute
 
     plan = distribute.setup(args)
@@ -363,6 +372,16 @@ def model_file(strategy, product_dropout=0.0):
     return f"{stem}_dropproducts.keras" if product_dropout > 0 else f"{stem}.keras"
 
 
+def _say_smearings(path, smearings, quiet):
+    """One line when the files hold detector-pass copies, saying how many the training uses."""
+    from data import schemas
+
+    if quiet or "smearing" not in schemas.keys_of(path):
+        return
+    use = "pass 0 only (--smearings N to use N)" if smearings == 1 else f"passes 0-{smearings - 1}"
+    print(f"{path} holds detector-pass copies (branch `smearing`): training on {use}")
+
+
 def _load_chunk(chunk, *, channel, drop_nonfinite, reading=None):
     """(inputs, targets) of one chunk of a training file."""
     from data.ditau import load
@@ -435,6 +454,8 @@ def check_args(args):
     checks.fit_args(args)
     if not 0.0 <= args.hypothesis_true_fraction <= 1.0:
         raise UserError("--hypothesis-true-fraction must be between 0 and 1")
+    if args.smearings < 1:
+        raise UserError(f"--smearings must be at least 1, got {args.smearings}")
     if not 0.0 <= args.product_dropout < 1.0:
         raise UserError(f"--product-dropout must be in [0, 1), got {args.product_dropout}")
     if args.init_from:
