@@ -11,6 +11,10 @@ Examples:
     # flat.manifest.json listing them), two at a time, each tau pair decayed 8 times:
     python -m data.generate ditau --process flat --events 300000 --shard-size 5000 \
         --tau-decays 8 --seed 7 --workers 2 --out cache/flat300k/flat.root
+    # the same with 4 detector passes of every event (an augmentation, branch `smearing`;
+    # training uses them with `python -m models.tpmt.fit --smearings 4`)
+    python -m data.generate ditau --process flat --events 300000 --shard-size 20000 \
+        --tau-decays 8 --smearings 4 --seed 7 --workers 2 --out cache/flat300k_s4/flat.root
 """
 
 import argparse
