@@ -305,9 +305,8 @@ def run_sharded(
         shard_size=shard_size,
         with_taus=with_taus,
         tau_decays=tau_decays,
+        smearings=smearings,
     )
-    if smearings > 1:  # only then, so manifests written before the option stay valid
-        settings["smearings"] = smearings
     if pileup:
         settings["pileup"] = {k: v for k, v in pileup.items() if k != "cache"}
     done = _done_shards(manifest, settings, paths, sizes)
@@ -332,10 +331,8 @@ def _done_shards(manifest, settings, paths, sizes):
     if not os.path.exists(manifest):
         return {}
     with open(manifest) as f:
-        old = json.load(f)
+        old = {"smearings": 1, **json.load(f)}  # manifests from before the option: one pass
     if any(old.get(k) != v for k, v in settings.items()):
-        return {}
-    if old.get("smearings", 1) != settings.get("smearings", 1):
         return {}
     return {k: sizes[k] for k, p in enumerate(paths) if os.path.exists(p)}
 
