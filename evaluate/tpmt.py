@@ -331,7 +331,8 @@ def main(argv=None):
         parts.append(out)
         for k, v in sec.items():
             seconds[k] = seconds.get(k, 0.0) + v
-        print(f"{path}: {len(out['m_true'])} events")
+        passes = " (detector pass 0 of each event only)" * ("smearing" in schemas.keys_of(path))
+        print(f"{path}: {len(out['m_true'])} events{passes}")
     p = {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
     os.makedirs(args.out, exist_ok=True)
     io.write_events(

@@ -325,8 +325,14 @@ def training_stream(
     load_chunk = functools.partial(
         _load_chunk, channel=channel, drop_nonfinite=drop_nonfinite, reading=reading
     )
+    split = functools.partial(same_event_split, val_fraction=val_fraction)
     scan = plan.scan(
-        chunks, load_chunk, seed=seed, val_fraction=val_fraction, summary=lambda d: d[1][:, 2]
+        chunks,
+        load_chunk,
+        seed=seed,
+        val_fraction=val_fraction,
+        split=split,
+        summary=lambda d: d[1][:, 2],
     )
     n_val = 0 if scan.validation is None else len(scan.validation[1])
     check_statistics(sum(scan.counts), n_val if val_fraction > 0 else 1)
@@ -341,6 +347,7 @@ def training_stream(
         batch_size,
         seed=seed,
         val_fraction=val_fraction,
+        split=split,
         transform=transform,
         multiplicity=2 if mirrored else 1,
     )
@@ -353,6 +360,26 @@ def training_stream(
         val = (xv, yv) if weights is None else (xv, yv, weights(yv[:, 2]))
         val = plan.finish(train, val, batch_size)
     return train, val, scan, weights
+
+
+def same_event_split(data, rng, *, val_fraction):
+    """(train, val) masks that keep the copies of one generated event together.
+
+    Files made with `--tau-decays K` and `--smearings S` hold up to K x S rows of one Pythia
+    event: other tau decays and detector passes of the same di-tau. A coin per row would put
+    copies of one event on both sides, and the validation loss (early stopping, the learning
+    rate schedule) would then reward memorising events. The copies share their generator-level
+    targets (the two tau pT before decay and m_tautau), so one coin is drawn per distinct
+    target row. Rows with their own targets (fake legs, whose target is the reconstructed pT)
+    are their own group, as with the per-row coin. Copies cut apart by a chunk boundary can
+    still land on both sides (at most one group per chunk edge).
+    """
+    import numpy as np
+
+    _, group = np.unique(data[1], axis=0, return_inverse=True)
+    val_group = rng.random(group.max() + 1 if len(group) else 0) < val_fraction
+    val = val_group[group.ravel()]
+    return ~val, val
 
 
 def check_statistics(n_train, n_val):

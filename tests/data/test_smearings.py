@@ -96,3 +96,23 @@ def test_tpmt_training_stream_takes_the_passes_it_is_told(copies, tmp_path):
         counts[n] = sum(scan.counts) + len(val[1])
     assert counts[1] == int((copies["smearing"] == 0).sum())
     assert counts[S] == len(copies["event"])
+
+
+def test_tpmt_split_keeps_the_copies_of_one_event_on_one_side(copies, tmp_path):
+    from models.tpmt.fit import same_event_split, target_matrix
+
+    path = str(tmp_path / "copies.root")
+    io.write_events(path, to_root_columns(copies))
+    d = load(path, smearings=None)
+    y = target_matrix(d["targets"])
+    source = copies["event"][d["meta"]["entry"]] // S  # the generated event of every row
+    train, val = same_event_split((d["inputs"], y), np.random.default_rng(3), val_fraction=0.5)
+    assert (train ^ val).all() and val.any() and train.any()
+    assert not set(source[train]) & set(source[val])
+    # the same rng gives the same split; a hand-made case: three groups of identical targets
+    y = np.array([[1, 2, 3], [4, 5, 6], [1, 2, 3], [7, 8, 9], [4, 5, 6]], "float32")
+    for seed in range(5):
+        _, v = same_event_split((None, y), np.random.default_rng(seed), val_fraction=0.5)
+        assert v[0] == v[2] and v[1] == v[4]
+        _, again = same_event_split((None, y), np.random.default_rng(seed), val_fraction=0.5)
+        np.testing.assert_array_equal(v, again)
