@@ -248,6 +248,7 @@ def fit(
     seed=None,
     restart=False,
     distributed=False,
+    keep_start=False,
 ):
     """Train with the standard callbacks; writes `run_config.json` next to the model when
     the training succeeded.
@@ -274,6 +275,9 @@ def fit(
         restart: discard an unfinished run's backup and start afresh.
         distributed: a data-parallel run (models/distribute.py): no physics monitor (its
             predictions would be a collective step that every process must join).
+        keep_start: a fine-tune (`--init-from`): the starting weights' validation loss is
+            measured first, and if no epoch beats it the starting weights are kept (a too
+            large learning rate can only make a fine-tune worse than where it began).
     Returns:
         the keras History (of all epochs, those before an interruption included).
     Raises:
@@ -304,6 +308,10 @@ def fit(
         data=train,
         validation=val if isinstance(val, tuple) and not distributed else None,
     )
+    start = None
+    if keep_start and state is None and isinstance(val, tuple) and not distributed:
+        start = (model.get_weights(), _validation_loss(model, val, config.batch_size))
+        print(f"starting weights: val_loss {start[1]:.5g}")
     # batches come in the dataset's own seeded order (streams also read their chunks in
     # batch order: Keras' batch-order shuffling would make every batch load another chunk)
     history = model.fit(
@@ -317,6 +325,13 @@ def fit(
     guard = next(c for c in cbs if isinstance(c, resume.NonFiniteGuard))
     if guard.bad is not None:
         raise _non_finite(guard, cbs, out_dir)
+    best = min((v for v in history.history.get("val_loss", []) if np.isfinite(v)), default=None)
+    if start is not None and best is not None and not best < start[1]:
+        model.set_weights(start[0])
+        print(
+            f"no epoch beat the starting weights' val_loss {start[1]:.5g} (best {best:.5g}): "
+            "keeping the starting weights (a lower --learning-rate may help)"
+        )
     # written once the training succeeded, so it describes the model next to it (the
     # backup keeps its own copy while a run is unfinished)
     resume.write_json(os.path.join(out_dir, "run_config.json"), run_config)
@@ -327,6 +342,15 @@ def fit(
         history.history = {k: [r.get(k) for r in rows] + history.history.get(k, []) for k in keys}
     # BackupAndRestore keeps its folder only while a run is unfinished
     return history
+
+
+def _validation_loss(model, val, batch_size):
+    """The compiled loss of `model` on the (x, y[, w]) validation tuple, as fit reports it."""
+    weights = val[2] if len(val) > 2 else None
+    logs = model.evaluate(
+        val[0], val[1], sample_weight=weights, batch_size=batch_size, verbose=0, return_dict=True
+    )
+    return float(logs["loss"])
 
 
 def _non_finite(guard, cbs, out_dir):

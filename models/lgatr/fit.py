@@ -293,6 +293,7 @@ def main_impl(args, argv=None):
             seed=args.seed,
             restart=args.restart,
             max_minutes=args.max_minutes,
+            keep_start=bool(args.init_from),
             **plan.fit_options(args.out),
         )
     seconds = time.perf_counter() - start

@@ -283,6 +283,7 @@ def main_impl(args):
             seed=args.seed,
             restart=args.restart,
             max_minutes=args.max_minutes,
+            keep_start=bool(args.init_from),
             **plan.fit_options(args.out),
         )
     path = os.path.join(out, name)

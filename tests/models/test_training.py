@@ -53,6 +53,29 @@ def test_time_budget_stops_and_keeps_the_best_epoch():
     assert training.TimeBudget(**budget.get_config()).get_config() == budget.get_config()
 
 
+def test_a_fine_tune_that_only_gets_worse_keeps_its_starting_weights(tmp_path, capsys):
+    import keras
+
+    from models.tpmt.config import get_config
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
+    config = get_config("cpu", epochs=2, batch_size=64)
+    for rate, kept in ((5.0, True), (1e-2, False)):  # a rate that diverges, one that learns
+        training.set_seed(0)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.layers[0].set_weights([np.array([[1.0], [-2.0], [0.4]], "float32"), np.zeros(1)])
+        model.compile(optimizer=keras.optimizers.SGD(rate), loss="mse")
+        start = [w.copy() for w in model.get_weights()]
+        out = str(tmp_path / f"run{rate}")
+        training.fit(model, (x, y), (x, y), config, model_name="t", out_dir=out, run_config={},
+                     log_root=str(tmp_path / "runs"), verbose=0, keep_start=True)  # fmt: skip
+        same = all(np.array_equal(a, b) for a, b in zip(start, model.get_weights()))
+        assert same == kept
+        assert ("keeping the starting weights" in capsys.readouterr().out) == kept
+
+
 def test_apply_hyperparameters_of_a_search_onto_a_config(tmp_path):
     import json
 
