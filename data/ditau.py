@@ -281,6 +281,18 @@ def _read(paths, schema, mapping, drop_nonfinite, entries, working_points, requi
     return a, schema, has_truth
 
 
+def detector_passes(path):
+    """How many detector passes (`data.generate --smearings S`) the file holds: 1 + the largest
+    `smearing` value (every generated file has the branch, all 0 without passes); 1 without it.
+    """
+    from data import schemas
+
+    if "smearing" not in schemas.keys_of(path):
+        return 1
+    passes = io.read_branches([path], ["smearing"])["smearing"]
+    return int(ak.max(passes)) + 1 if len(passes) else 1
+
+
 def check_branches(path, *, schema="auto", mapping=None, working_points=None, require_truth=False):
     """What `load` will read from `path`, checked before any reading (one line if it lacks
     something).

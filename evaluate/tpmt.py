@@ -303,7 +303,7 @@ def main(argv=None):
     checks.model_file(args.model, "TPMT")
     checks.writable_dir(args.out)
     from data import io, schemas
-    from data.ditau import load
+    from data.ditau import detector_passes, load
     from evaluate import tpmt_report
     from models.tpmt.model import is_parametric
 
@@ -331,7 +331,7 @@ def main(argv=None):
         parts.append(out)
         for k, v in sec.items():
             seconds[k] = seconds.get(k, 0.0) + v
-        passes = " (detector pass 0 of each event only)" * ("smearing" in schemas.keys_of(path))
+        passes = " (detector pass 0 of each event only)" * (detector_passes(path) > 1)
         print(f"{path}: {len(out['m_true'])} events{passes}")
     p = {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
     os.makedirs(args.out, exist_ok=True)

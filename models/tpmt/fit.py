@@ -402,12 +402,13 @@ def model_file(strategy, product_dropout=0.0):
 
 def _say_smearings(path, smearings, quiet):
     """One line when the files hold detector-pass copies, saying how many the training uses."""
-    from data import schemas
+    from data.ditau import detector_passes
 
-    if quiet or "smearing" not in schemas.keys_of(path):
+    held = 1 if quiet else detector_passes(path)
+    if held == 1:
         return
     use = "pass 0 only (--smearings N to use N)" if smearings == 1 else f"passes 0-{smearings - 1}"
-    print(f"{path} holds detector-pass copies (branch `smearing`): training on {use}")
+    print(f"{path} holds {held} detector passes of every event: training on {use}")
 
 
 def _load_chunk(chunk, *, channel, drop_nonfinite, reading=None):

@@ -116,3 +116,14 @@ def test_tpmt_split_keeps_the_copies_of_one_event_on_one_side(copies, tmp_path):
         assert v[0] == v[2] and v[1] == v[4]
         _, again = same_event_split((None, y), np.random.default_rng(seed), val_fraction=0.5)
         np.testing.assert_array_equal(v, again)
+
+
+def test_detector_passes_counts_the_passes_a_file_holds(copies, tmp_path):
+    from data.ditau import detector_passes
+
+    path = str(tmp_path / "copies.root")
+    io.write_events(path, to_root_columns(copies))
+    assert detector_passes(path) == S
+    single = str(tmp_path / "single.root")  # the branch is there, all 0: one pass
+    io.write_events(single, to_root_columns(generate("flat", 10, 5, batch_size=100)))
+    assert detector_passes(single) == 1
