@@ -367,13 +367,13 @@ def same_event_split(data, rng, *, val_fraction):
     """(train, val) masks that keep the copies of one generated event together.
 
     Files made with `--tau-decays K` and `--smearings S` hold up to K x S rows of one Pythia
-    event: other tau decays and detector passes of the same di-tau. A coin per row would put
-    copies of one event on both sides, and the validation loss (early stopping, the learning
-    rate schedule) would then reward memorising events. The copies share their generator-level
-    targets (the two tau pT before decay and m_tautau), so one coin is drawn per distinct
-    target row. Rows with their own targets (fake legs, whose target is the reconstructed pT)
-    are their own group, as with the per-row coin. Copies cut apart by a chunk boundary can
-    still land on both sides (at most one group per chunk edge).
+    event: other tau decays and detector passes of the same di-tau, with the same jets. A coin
+    per row puts copies of one event on both sides, where the validation loss (early stopping,
+    the learning rate schedule) could reward recognising an event rather than measuring it. The
+    copies share their generator-level targets (the two tau pT before decay and m_tautau), so
+    one coin is drawn per distinct target row. Rows with their own targets (fake legs, whose
+    target is the reconstructed pT) are their own group, as with the per-row coin. Copies cut
+    apart by a chunk boundary can still land on both sides (at most one group per chunk edge).
     """
     import numpy as np
 
