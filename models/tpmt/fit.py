@@ -80,7 +80,8 @@ def parse_args(argv):
         type=int,
         default=1,
         help="files made with `data.generate --smearings S`: train on the first N detector "
-        "passes of every event (an augmentation; default 1 = independent events only)",
+        "passes of every event (an augmentation; default 1 = independent events only; "
+        "fine-tuning the shipped model on 4 passes made H and Z worse, see its card)",
     )
     p.add_argument(
         "--no-mirror",
