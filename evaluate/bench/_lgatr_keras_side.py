@@ -82,6 +82,8 @@ def main(argv=None):
         parameters=params,
         modes=list(paths),
     )
+    if backend == "tensorflow":
+        info["TF_ENABLE_ONEDNN_OPTS"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (on)")
     serve(info, paths, answers)
 
 

@@ -11,7 +11,9 @@ tokens (12 objects + global token + 2 spurion tokens = 15) and batch, on the sam
 Keras: `build_model` of the preset (embedding, network, readout) trained with Adam and its loss
 by `train_on_batch`, inferred by `predict_on_batch`; each backend in a subprocess of its own
 (`_lgatr_keras_side.py`, KERAS_BACKEND set before keras is imported), TensorFlow with and
-without XLA (`jit_compile`). Reference: `lgatr.nets.LGATr` on the toolkit's tokens, trained
+without XLA (`jit_compile`), each with oneDNN's kernels off (`TF_ENABLE_ONEDNN_OPTS=0`, what
+the toolkit's CLIs set so that reruns give the same numbers) and on (TensorFlow's own default,
+"+oneDNN"; `--onednn` picks). Reference: `lgatr.nets.LGATr` on the toolkit's tokens, trained
 with Adam (`_lgatr_side.py`, run by --reference-python, a separate environment with torch and
 lgatr that the toolkit never depends on). Warm-up steps (tracing, compilation) are excluded;
 the timed steps of all paths run in interleaved rounds (rotating order) so that every side sees
@@ -51,6 +53,9 @@ REFERENCE_SIDE = os.path.join(HERE, "_lgatr_side.py")
 REPO = os.path.dirname(os.path.dirname(HERE))
 REFERENCE = "lgatr (PyTorch eager)"
 CREATE_ENV = "python3 -m venv VENV && VENV/bin/pip install torch==2.13.0 lgatr==2.0.0 numpy"
+# --onednn -> TF_ENABLE_ONEDNN_OPTS of the TensorFlow sides: the toolkit's CLIs keep oneDNN off
+# (data.errors.cli: reruns give the same numbers), TensorFlow's own default is on.
+ONEDNN = {"off": ("0",), "on": ("1",), "both": ("0", "1")}
 
 
 def _progress(msg):
@@ -165,8 +170,9 @@ def start_sides(args, preset, inputs_path, tmp):
         cmd += ["--batch", str(args.batch_size), "--threads", str(args.threads)]
         env = torch_env() | {"KERAS_BACKEND": backend, "PYTHONPATH": REPO}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-        todo.append((f"Keras {backend}", cmd, env))
+        for onednn in ONEDNN[args.onednn] if backend == "tensorflow" else ("0",):
+            label = f"Keras {backend}" + ("+oneDNN" if onednn == "1" else "")
+            todo.append((label, cmd, env | {"TF_ENABLE_ONEDNN_OPTS": onednn}))
     for label, cmd, env in todo:
         _progress(f"starting {label}")
         try:
@@ -233,11 +239,11 @@ def format_table(rows):
     def num(value, fmt):
         return "-" if value is None else format(value, fmt)
 
-    head = f"{'config':<7}{'path':<30}{'train ev/s':>11}{'x lgatr':>9}{'infer ev/s':>12}"
+    head = f"{'config':<7}{'path':<37}{'train ev/s':>11}{'x lgatr':>9}{'infer ev/s':>12}"
     lines = [head + f"{'x lgatr':>9}"]
     for r in rows:
         lines.append(
-            f"{r['config']:<7}{r['path']:<30}"
+            f"{r['config']:<7}{r['path']:<37}"
             f"{num(r['train'] and r['train']['rate'], '.0f'):>11}"
             f"{num(r['train_ratio'], '.2f'):>9}"
             f"{num(r['infer'] and r['infer']['rate'], '.0f'):>12}"
@@ -293,6 +299,13 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per path")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds of timed steps")
     p.add_argument("--threads", type=int, default=2, help="compute threads of every side")
+    p.add_argument(
+        "--onednn",
+        choices=sorted(ONEDNN),
+        default="both",
+        help="TensorFlow sides with oneDNN's kernels off (the toolkit's CLIs), on "
+        "(TensorFlow's default, TF_ENABLE_ONEDNN_OPTS=1) or both (default)",
+    )
     p.add_argument("--out", default=".", help="directory of lgatr_reference_speed.json")
     args = p.parse_args(argv)
     for name in args.configs:

@@ -106,3 +106,33 @@ def test_bad_values_exit_2(argv, message, capsys):
         bench.main(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "onednn, expected",
+    [
+        ("both", {"Keras tensorflow": "0", "Keras tensorflow+oneDNN": "1", "Keras jax": "0"}),
+        ("off", {"Keras tensorflow": "0", "Keras jax": "0"}),
+        ("on", {"Keras tensorflow+oneDNN": "1", "Keras jax": "0"}),
+    ],
+)
+def test_tensorflow_sides_with_onednn_off_and_on(monkeypatch, tmp_path, onednn, expected):
+    class FakeSide:
+        def __init__(self, cmd, log_path, env):
+            self.env = env
+
+    monkeypatch.setattr(bench, "Side", FakeSide)
+    args = bench.argparse.Namespace(
+        reference_python="ref",
+        keras_python="py",
+        batch_size=256,
+        threads=2,
+        backends=["tensorflow", "jax"],
+        onednn=onednn,
+    )
+    sides, errors = bench.start_sides(args, "default", "x.npz", str(tmp_path))
+    assert not errors
+    started = {k: s.env.get("TF_ENABLE_ONEDNN_OPTS") for k, s in sides.items()}
+    started.pop(bench.REFERENCE)  # the PyTorch side, no TensorFlow in it
+    assert started == expected
+    assert sides["Keras jax"].env["KERAS_BACKEND"] == "jax"

@@ -39,15 +39,15 @@ _SCALAR_OUTPUT_MAPS = np.isin(np.arange(10), (0, 9))
 def _mix(multivectors, mv_kernel, lead, out_channels):
     """sum_{x,a} W[x, y, a] B_a(in[x]): (..., C_in, 16), (C_in, C_out, 10) -> (..., C_out, 16).
 
-    TensorFlow: per component, one batched matmul over the 16 components on rows flattened to
-    one axis (2-3x faster than the dense kernel in its training steps, with and without XLA;
-    an einsum over several leading axes instead made XLA's training step 3x slower). Other
-    backends: the dense (16 C_in, 16 C_out) kernel, as lgatr (per component, JAX was as fast
-    and PyTorch 5x slower: its batched matmul backward on the transposed operands).
+    TensorFlow and JAX: per component, one batched matmul over the 16 components on rows
+    flattened to one axis (forward + backward of the large preset's q/k/v map: TF XLA 2-3x,
+    JAX 3.7x faster than the dense kernel; an einsum over several leading axes instead made
+    XLA's training step 3x slower). PyTorch: the dense (16 C_in, 16 C_out) kernel, as lgatr
+    (per component it was 5x slower: its batched matmul backward on the transposed operands).
     """
     dtype = multivectors.dtype
     in_mv = multivectors.shape[-2]
-    if keras.backend.backend() != "tensorflow":
+    if keras.backend.backend() == "torch":
         basis = ops.convert_to_tensor(_BASIS, dtype=dtype)
         kernel = ops.einsum("xya,aij->xjyi", mv_kernel, basis)
         kernel = ops.reshape(kernel, (in_mv * 16, out_channels * 16))
