@@ -95,7 +95,7 @@ class LGATrNetwork(keras.layers.Layer):
         attn_ratio: attention width factor.
         mlp_ratio: GeoMLP width factor.
         legacy: the network as saved before it matched lgatr (see `LGATrBlock`; configs
-            without the key, such as saved_models/lgatr/lgatr.keras, load this way).
+            without the key load this way; the shipped models are not legacy).
 
     Call args:
         multivectors: (B, N, C_in, 16).
