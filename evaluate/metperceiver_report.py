@@ -42,6 +42,26 @@ def _binned(metrics, table, key, label):
     return out
 
 
+def _equal_response(metrics):
+    """The methods' figures after dividing each MET by its mean response (a diagnostic)."""
+    rows = [(n, metrics[m]["response_corrected"]) for m, n in METHODS
+            if m in metrics and "response_corrected" in metrics[m]]  # fmt: skip
+    if not rows:
+        return []
+    keys = ("response", "bias_x", "res_x", "res_y", "bias_para", "res_para", "res_perp")
+    return [
+        "### At equal response (diagnostic)",
+        "",
+        "Each method's MET divided by its mean response R = <MET . u_gen> / <|MET_gen|> over these "
+        "events, so that none is biased along the generated MET overall: the resolutions then "
+        "compare at the same scale, as recoil resolutions are quoted divided by the response. "
+        "R is measured with the generated MET, so this is not a method anyone can run.",
+        "",
+        *_table(rows, keys, "method"),
+        "",
+    ]
+
+
 def _run_config(folder, stem):
     path = os.path.join(folder, stem, "run_config.json")
     if not os.path.exists(path):
@@ -77,6 +97,7 @@ def render(metrics, folder, notes=""):
         + " --out saved_models/metperceiver"
     )
     lines += ["Command:", "", "```", command, "```", ""]
+    lines += _equal_response(metrics)
     lines += ["### Resolution of MET x versus generated MET (GeV)", ""]
     lines += _binned(metrics, "vs_gen_met", "res_x", "gen MET [GeV]") + [""]
     lines += ["### Resolution of MET x versus pileup interactions (GeV)", ""]

@@ -3,7 +3,7 @@
 import numpy as np
 
 from evaluate.baselines.puppi_met import pf_met, puppi_met
-from evaluate.metperceiver_metrics import components, evaluate, summary
+from evaluate.metperceiver_metrics import components, evaluate, response, summary
 
 
 def test_components_parallel_perpendicular():
@@ -39,3 +39,15 @@ def test_pf_and_puppi_met_sums():
     np.testing.assert_allclose(
         puppi_met(px, py, [1.0, 0.0, 0.5], [2, 1]), [[-1.0, 0.0], [-1.5, 0.5]]
     )
+
+
+def test_response_correction_undoes_a_global_scale():
+    rng = np.random.default_rng(2)
+    gen = rng.normal(0, 50, (20000, 2))
+    noisy = gen + rng.normal(0, 10, (20000, 2))
+    assert abs(response(0.8 * gen, gen) - 0.8) < 1e-12
+    m = evaluate({"short": 0.8 * noisy, "full": noisy}, gen, np.full(20000, 200))
+    short, full = m["short"]["response_corrected"], m["full"]["response_corrected"]
+    assert m["short"]["bias_para"] < -5  # shrunk along the generated MET
+    assert abs(short["bias_para"]) < 0.3 and abs(short["response"] - 0.8) < 0.01
+    assert abs(short["res_x"] - full["res_x"]) < 0.05  # same resolution once the scale is undone
