@@ -34,9 +34,9 @@ def response(pred, gen):
     """Mean response R = <MET_reco . u_gen> / <|MET_gen|>: the share of the generated MET that a
     method recovers along its direction, averaged over all events."""
     gen = np.asarray(gen, np.float64)
-    norm = np.linalg.norm(gen, axis=1)
-    along = np.sum(np.asarray(pred, np.float64) * gen, axis=1) / np.maximum(norm, 1e-9)
-    return float(np.mean(along) / max(np.mean(norm), 1e-9))
+    mean_gen = max(float(np.mean(np.linalg.norm(gen, axis=1))), 1e-9)
+    # the residual along u_gen is MET_reco . u_gen - |MET_gen|, so R = 1 + its mean / <|MET_gen|>
+    return float(1.0 + np.mean(components(pred, gen)[:, 2]) / mean_gen)
 
 
 def response_corrected(pred, gen):
